@@ -1,0 +1,32 @@
+"""ReLU-family activations for Keras 3: functions, layers and a registry.
+
+>>> import keras, keras_relu
+>>> keras_relu.PReLU()                       # a layer, by class
+>>> keras_relu.get("rrelu", seed=0)          # a layer, by name
+>>> keras.layers.Dense(64, activation="crelu")  # a string, declares 128 outputs
+"""
+
+from keras_relu import _keras_integration
+from keras_relu import activations
+from keras_relu import layers
+from keras_relu.layers import ELU as ELU
+from keras_relu.layers import GELU as GELU
+from keras_relu.layers import SELU as SELU
+from keras_relu.layers import CReLU as CReLU
+from keras_relu.layers import LeakyReLU as LeakyReLU
+from keras_relu.layers import PReLU as PReLU
+from keras_relu.layers import ReLU as ReLU
+from keras_relu.layers import ReLU6 as ReLU6
+from keras_relu.layers import RReLU as RReLU
+from keras_relu.layers import SiLU as SiLU
+from keras_relu.layers import Swish as Swish
+from keras_relu import registry
+from keras_relu.registry import VARIANTS as VARIANTS
+from keras_relu.registry import Variant as Variant
+from keras_relu.registry import get as get
+from keras_relu.registry import names as names
+from keras_relu.registry import variant as variant
+
+__version__ = "0.1.0"
+
+_keras_integration.install(registry.stateless_functions())

@@ -1,0 +1,277 @@
+"""Functional forms of the ReLU family, written with `keras.ops` only.
+
+Each function is the single implementation of its variant: the layers in
+`keras_relu.layers` call these and add only state (weights, seeds) and config.
+Defaults are the layers' defaults; where the major frameworks disagree the choice
+is written next to the argument.
+
+Integer inputs: `relu` (with its default arguments), `relu6` and `crelu` map
+integers to integers exactly as NumPy would (`relu([-2, -1, 0, 1, 2])` is
+`[0, 0, 0, 1, 2]`). Every other function produces non-integer values, so it
+raises `TypeError` for an integer input instead of silently casting it.
+"""
+
+import keras
+from keras import ops
+
+from keras_relu import _checks
+
+# Klambauer et al. 2017, eq. 14: the fixed point of the self-normalizing map.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+# Xu et al. 2015 draw the negative slope from U(1/8, 1/3) (their U(3, 8) divisor).
+RRELU_LOWER = 1.0 / 8.0
+RRELU_UPPER = 1.0 / 3.0
+
+_register = keras.saving.register_keras_serializable(package="keras_relu")
+
+
+def _as_tensor(x, function_name, allow_integers=False):
+    x = ops.convert_to_tensor(x)
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if keras.backend.is_float_dtype(dtype):
+        return x
+    if allow_integers and "int" in dtype:
+        return x
+    raise TypeError(
+        f"keras_relu.activations.{function_name} needs a floating-point input. "
+        f"Received an input of dtype {dtype}; cast it first, for example with "
+        "`keras.ops.cast(x, 'float32')`."
+    )
+
+
+@_register
+def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Rectified linear unit, with the options of `keras.activations.relu`.
+
+    ```
+    relu(x) = max_value         if x >= max_value
+            = x                 if threshold <= x < max_value
+            = negative_slope * (x - threshold)   otherwise
+    ```
+
+    The derivative at the kink `x = threshold` is 0 (TensorFlow, JAX and PyTorch
+    agree). Results equal `keras.activations.relu` for the same arguments.
+
+    Args:
+        x: Input tensor. Integer tensors are accepted with the default arguments.
+        negative_slope: Slope below `threshold`, >= 0. Default: 0.0.
+        max_value: Saturation value, >= 0, or `None` for none. Default: None.
+        threshold: Values below it are damped to `negative_slope * (x - threshold)`.
+            Default: 0.0.
+
+    Example:
+    >>> keras_relu.activations.relu([-2, -1, 0, 1, 2])  # [0, 0, 0, 1, 2]
+    """
+    _checks.check_non_negative("negative_slope", negative_slope)
+    if max_value is not None:
+        _checks.check_non_negative("max_value", max_value)
+    _checks.check_finite("threshold", threshold)
+    plain = negative_slope == 0 and max_value is None and threshold == 0
+    x = _as_tensor(x, "relu", allow_integers=plain)
+    if plain:
+        return ops.relu(x)
+    return keras.activations.relu(
+        x, negative_slope=negative_slope, max_value=max_value, threshold=threshold
+    )
+
+
+@_register
+def leaky_relu(x, negative_slope=0.01):
+    """Leaky ReLU (Maas et al. 2013): `x if x > 0 else negative_slope * x`.
+
+    The default slope, 0.01, is PyTorch's, JAX's and the paper's. Keras uses 0.2 in
+    `keras.activations.leaky_relu` and 0.3 in `keras.layers.LeakyReLU`, so code
+    ported from Keras that relied on its default must pass the slope explicitly.
+    The derivative at 0 is `negative_slope`, as in TensorFlow and PyTorch.
+
+    Args:
+        x: Floating-point input tensor.
+        negative_slope: Slope for `x <= 0`, >= 0. Default: 0.01.
+    """
+    _checks.check_non_negative("negative_slope", negative_slope)
+    x = _as_tensor(x, "leaky_relu")
+    if keras.config.backend() == "jax":
+        # jax.nn.leaky_relu uses `x >= 0`, giving slope 1 at 0; keep the convention.
+        return ops.where(x > 0, x, ops.multiply(x, negative_slope))
+    return ops.leaky_relu(x, negative_slope=negative_slope)
+
+
+@_register
+def prelu(x, alpha):
+    """Parametric ReLU (He et al. 2015): `x if x > 0 else alpha * x`.
+
+    `alpha` is a tensor broadcastable to `x` (one slope per channel in the
+    `keras_relu.layers.PReLU` layer). The gradient with respect to `alpha` is `x`
+    for `x <= 0` and 0 elsewhere.
+
+    Args:
+        x: Floating-point input tensor.
+        alpha: Slopes for the negative part, broadcastable to `x`.
+    """
+    x = _as_tensor(x, "prelu")
+    alpha = ops.cast(alpha, x.dtype)
+    # Keras's own form: TFLite's converter pattern-matches it to its PRELU kernel.
+    return ops.add(ops.relu(x), ops.multiply(ops.negative(alpha), ops.relu(ops.negative(x))))
+
+
+def check_rrelu_bounds(lower, upper):
+    lower = _checks.check_non_negative("lower", lower)
+    upper = _checks.check_non_negative("upper", upper)
+    if lower > upper:
+        raise ValueError(
+            "`lower` must be <= `upper`. "
+            f"Received: lower={lower!r}, upper={upper!r}"
+        )
+    return lower, upper
+
+
+@_register
+def rrelu(x, lower=RRELU_LOWER, upper=RRELU_UPPER, training=False, seed=None):
+    """Randomized leaky ReLU (Xu et al. 2015).
+
+    ```
+    training:   rrelu(x) = x if x > 0 else a * x,  a ~ U(lower, upper) per element
+    inference:  rrelu(x) = x if x > 0 else (lower + upper) / 2 * x
+    ```
+
+    The inference slope is PyTorch's `(lower + upper) / 2`; Xu et al. divide by
+    the mean of U(3, 8) instead (slope 1/5.5), which differs by 0.3%.
+
+    Args:
+        x: Floating-point input tensor.
+        lower: Lower bound of the slope distribution. Default: 1/8.
+        upper: Upper bound of the slope distribution. Default: 1/3.
+        training: Draw random slopes (True) or use the mean slope. Default: False.
+        seed: An int or a `keras.random.SeedGenerator`, as in `keras.random`; use a
+            generator inside compiled functions. Default: None.
+    """
+    lower, upper = check_rrelu_bounds(lower, upper)
+    if not training:
+        return leaky_relu(x, negative_slope=(lower + upper) / 2.0)
+    x = _as_tensor(x, "rrelu")
+    slopes = keras.random.uniform(
+        ops.shape(x), minval=lower, maxval=upper, dtype=x.dtype, seed=seed
+    )
+    return ops.where(x > 0, x, ops.multiply(slopes, x))
+
+
+@_register
+def elu(x, alpha=1.0):
+    """Exponential linear unit (Clevert et al. 2015).
+
+    `elu(x) = x if x > 0 else alpha * (exp(x) - 1)`; the derivative is 1 for x > 0
+    and `elu(x) + alpha` otherwise.
+
+    Args:
+        x: Floating-point input tensor.
+        alpha: Saturation value for large negative inputs, >= 0. Default: 1.0.
+    """
+    alpha = _checks.check_non_negative("alpha", alpha)
+    return ops.elu(_as_tensor(x, "elu"), alpha=alpha)
+
+
+@_register
+def selu(x):
+    """Scaled ELU (Klambauer et al. 2017): `SELU_SCALE * elu(x, SELU_ALPHA)`.
+
+    Self-normalizing with `lecun_normal` initialization and no BatchNorm. At exactly
+    x = 0 TensorFlow's fused kernel uses the right derivative (`SELU_SCALE`), where
+    JAX and PyTorch use `SELU_SCALE * SELU_ALPHA`; elsewhere all agree.
+
+    Args:
+        x: Floating-point input tensor.
+    """
+    return ops.selu(_as_tensor(x, "selu"))
+
+
+@_register
+def relu6(x):
+    """ReLU capped at 6: `min(max(0, x), 6)`; the derivative is 0 at 0 and at 6.
+
+    Args:
+        x: Input tensor; integer tensors give integers.
+    """
+    x = _as_tensor(x, "relu6", allow_integers=True)
+    if not keras.backend.is_float_dtype(x.dtype):
+        # The JAX backend's relu6 returns floats for integers; clip keeps the dtype.
+        return ops.clip(x, 0, 6)
+    return ops.relu6(x)
+
+
+@_register
+def crelu(x, axis=-1):
+    """Concatenated ReLU (Shang et al. 2016): `concat([relu(x), relu(-x)], axis)`.
+
+    The output has twice the size of `x` along `axis`: the first half holds
+    `relu(x)`, the second `relu(-x)` (always >= 0), in the order of `tf.nn.crelu`.
+
+    Args:
+        x: Input tensor; integer tensors give integers.
+        axis: The axis that doubles. Default: -1 (channels last).
+
+    Example:
+    >>> keras_relu.activations.crelu([[1.0, -2.0]])  # [[1, 0, 0, 2]]
+    """
+    x = _as_tensor(x, "crelu", allow_integers=True)
+    rank = len(x.shape)
+    axis = _checks.normalize_axis("axis", axis, rank)
+    # Broadcast x against the signs [+1, -1] on a new axis just before `axis`, then
+    # merge that pair into `axis`: the same values and order as a concatenate, but
+    # an elementwise op XLA can fuse (a concatenate stops fusion).
+    signs = ops.reshape(ops.convert_to_tensor([1, -1], dtype=x.dtype), (2,) + (1,) * (rank - axis))
+    pairs = ops.relu(ops.multiply(ops.expand_dims(x, axis), signs))
+    shape = ops.shape(x)
+    return ops.reshape(pairs, tuple(shape[:axis]) + (2 * shape[axis],) + tuple(shape[axis + 1 :]))
+
+
+@_register
+def gelu(x, approximate=False):
+    """Gaussian error linear unit (Hendrycks and Gimpel 2016): `x * Phi(x)`.
+
+    Exact (erf) by default, as in `keras.activations.gelu` and PyTorch;
+    `approximate=True` uses `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, the
+    default of `keras.ops.gelu` and JAX.
+
+    Args:
+        x: Floating-point input tensor.
+        approximate: Use the tanh approximation. Default: False.
+    """
+    _checks.check_bool("approximate", approximate)
+    return ops.gelu(_as_tensor(x, "gelu"), approximate=approximate)
+
+
+@_register
+def swish(x, beta=1.0):
+    """Swish (Ramachandran et al. 2017): `x * sigmoid(beta * x)`; SiLU when beta = 1.
+
+    Args:
+        x: Floating-point input tensor.
+        beta: Sharpness, a finite number >= 0 or a scalar tensor (the learned beta
+            of `keras_relu.layers.Swish`). Default: 1.0.
+    """
+    x = _as_tensor(x, "swish")
+    if isinstance(beta, (int, float)):
+        beta = _checks.check_non_negative("beta", beta)
+        if beta == 1.0:
+            return ops.silu(x)
+    beta = ops.cast(beta, x.dtype)
+    return ops.multiply(x, ops.sigmoid(ops.multiply(beta, x)))
+
+
+silu = swish
+
+__all__ = [
+    "relu",
+    "leaky_relu",
+    "prelu",
+    "rrelu",
+    "elu",
+    "selu",
+    "relu6",
+    "crelu",
+    "gelu",
+    "swish",
+    "silu",
+]
