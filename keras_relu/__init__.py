@@ -7,8 +7,9 @@
 """
 
 from keras_relu import _keras_integration
-from keras_relu import activations
-from keras_relu import layers
+from keras_relu import activations as activations
+from keras_relu import layers as layers
+from keras_relu import registry
 from keras_relu.layers import ELU as ELU
 from keras_relu.layers import GELU as GELU
 from keras_relu.layers import SELU as SELU
@@ -20,7 +21,6 @@ from keras_relu.layers import ReLU6 as ReLU6
 from keras_relu.layers import RReLU as RReLU
 from keras_relu.layers import SiLU as SiLU
 from keras_relu.layers import Swish as Swish
-from keras_relu import registry
 from keras_relu.registry import VARIANTS as VARIANTS
 from keras_relu.registry import Variant as Variant
 from keras_relu.registry import get as get

@@ -16,9 +16,7 @@ def _is_real_number(value):
 def check_finite(name, value):
     """Returns `value` as a float, or raises if it is not a finite real number."""
     if not _is_real_number(value) or not math.isfinite(value):
-        raise ValueError(
-            f"`{name}` must be a finite real number. Received: {name}={value!r}"
-        )
+        raise ValueError(f"`{name}` must be a finite real number. Received: {name}={value!r}")
     return float(value)
 
 
@@ -59,7 +57,5 @@ def normalize_axis(name, axis, rank, allow_batch_axis=True):
         )
     axis = axis % rank
     if axis == 0 and not allow_batch_axis:
-        raise ValueError(
-            f"`{name}` must not be the batch axis 0. Received: {name}={axis!r}"
-        )
+        raise ValueError(f"`{name}` must not be the batch axis 0. Received: {name}={axis!r}")
     return axis

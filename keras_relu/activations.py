@@ -120,10 +120,7 @@ def check_rrelu_bounds(lower, upper):
     lower = _checks.check_non_negative("lower", lower)
     upper = _checks.check_non_negative("upper", upper)
     if lower > upper:
-        raise ValueError(
-            "`lower` must be <= `upper`. "
-            f"Received: lower={lower!r}, upper={upper!r}"
-        )
+        raise ValueError(f"`lower` must be <= `upper`. Received: lower={lower!r}, upper={upper!r}")
     return lower, upper
 
 

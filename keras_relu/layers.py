@@ -255,7 +255,9 @@ class RReLU(_ActivationLayer):
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
     """
 
-    def __init__(self, lower=activations.RRELU_LOWER, upper=activations.RRELU_UPPER, seed=None, **kwargs):
+    def __init__(
+        self, lower=activations.RRELU_LOWER, upper=activations.RRELU_UPPER, seed=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.lower, self.upper = activations.check_rrelu_bounds(lower, upper)
         self.seed = _checks.check_seed(seed)

@@ -6,7 +6,7 @@ the tests' parametrisation, so adding a variant here is all it takes.
 
 import dataclasses
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 
@@ -49,13 +49,33 @@ class Variant:
 
 VARIANTS = (
     Variant("relu", layers.ReLU, activations.relu, "max(0, x)"),
-    Variant("leaky_relu", layers.LeakyReLU, activations.leaky_relu, "x if x > 0 else a*x", ("leakyrelu", "lrelu")),
-    Variant("prelu", layers.PReLU, activations.prelu, "x if x > 0 else a*x, a learned per channel", by_name=False),
-    Variant("rrelu", layers.RReLU, activations.rrelu, "x if x > 0 else a*x, a ~ U(lower, upper) in training", by_name=False),
+    Variant(
+        "leaky_relu",
+        layers.LeakyReLU,
+        activations.leaky_relu,
+        "x if x > 0 else a*x",
+        ("leakyrelu", "lrelu"),
+    ),
+    Variant(
+        "prelu",
+        layers.PReLU,
+        activations.prelu,
+        "x if x > 0 else a*x, a learned per channel",
+        by_name=False,
+    ),
+    Variant(
+        "rrelu",
+        layers.RReLU,
+        activations.rrelu,
+        "x if x > 0 else a*x, a ~ U(lower, upper) in training",
+        by_name=False,
+    ),
     Variant("elu", layers.ELU, activations.elu, "x if x > 0 else alpha*(exp(x)-1)"),
     Variant("selu", layers.SELU, activations.selu, "scale*elu(x, alpha), fixed scale and alpha"),
     Variant("relu6", layers.ReLU6, activations.relu6, "min(max(0, x), 6)"),
-    Variant("crelu", layers.CReLU, activations.crelu, "concat(relu(x), relu(-x)); the axis doubles"),
+    Variant(
+        "crelu", layers.CReLU, activations.crelu, "concat(relu(x), relu(-x)); the axis doubles"
+    ),
     Variant("gelu", layers.GELU, activations.gelu, "x*Phi(x)"),
     Variant("swish", layers.Swish, activations.swish, "x*sigmoid(beta*x)", ("silu",)),
 )
@@ -103,7 +123,6 @@ def get(identifier, **kwargs):
     if isinstance(identifier, type) and issubclass(identifier, keras.layers.Layer):
         return identifier(**kwargs)
     return variant(identifier).layer(**kwargs)
-
 
 
 def stateless_functions():
