@@ -55,7 +55,9 @@ def normalize_axis(name, axis, rank, allow_batch_axis=True):
             f"`{name}` is out of range for an input of rank {rank}: valid axes "
             f"are {-rank}..{rank - 1}. Received: {name}={axis!r}"
         )
-    axis = axis % rank
-    if axis == 0 and not allow_batch_axis:
-        raise ValueError(f"`{name}` must not be the batch axis 0. Received: {name}={axis!r}")
-    return axis
+    if axis % rank == 0 and not allow_batch_axis:
+        raise ValueError(
+            f"`{name}` must not be the batch axis (axis 0 of an input of rank {rank}). "
+            f"Received: {name}={axis!r}"
+        )
+    return axis % rank

@@ -7,6 +7,7 @@ construction, as Keras's own activation layers are.
 """
 
 import keras
+import numpy as np
 
 from keras_relu import _checks
 from keras_relu import activations
@@ -24,6 +25,16 @@ class _ActivationLayer(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    @classmethod
+    def from_config(cls, config):
+        # Keras turns any constructor error into a TypeError; a config is data (possibly
+        # hand-edited or hostile), so a value or key we refuse stays a ValueError naming it.
+        try:
+            return super().from_config(config)
+        except Exception as error:
+            cause = error.__context__ or error
+            raise ValueError(f"Cannot load {cls.__name__} from its config: {cause}") from error
 
 
 @_register
@@ -164,6 +175,14 @@ class PReLU(_ActivationLayer):
                 _checks.check_finite("alpha_initializer", alpha_initializer)
             )
         self.alpha_initializer = keras.initializers.get(alpha_initializer)
+        if isinstance(self.alpha_initializer, keras.initializers.Constant):
+            # Keras's Constant takes any value; a NaN slope would poison every negative input.
+            value = self.alpha_initializer.value
+            if not np.all(np.isfinite(np.asarray(value, dtype="float64"))):
+                raise ValueError(
+                    "`alpha_initializer` must be finite. "
+                    f"Received: alpha_initializer=Constant(value={value!r})"
+                )
         self.alpha_regularizer = keras.regularizers.get(alpha_regularizer)
         self.alpha_constraint = keras.constraints.get(alpha_constraint)
         if shared_axes is not None:
@@ -391,7 +410,9 @@ class CReLU(_ActivationLayer):
         build_at_init(self)
 
     def call(self, inputs):
-        return activations.crelu(inputs, axis=self.axis)
+        # Checked per input: a negative axis only finds the batch axis once the rank is known.
+        axis = _checks.normalize_axis("axis", self.axis, len(inputs.shape), allow_batch_axis=False)
+        return activations.crelu(inputs, axis=axis)
 
     def compute_output_shape(self, input_shape):
         axis = _checks.normalize_axis("axis", self.axis, len(input_shape), allow_batch_axis=False)

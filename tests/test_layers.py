@@ -159,7 +159,7 @@ def test_invalid_arguments_raise_naming_argument_and_value(layer_class, kwargs, 
     "layer, input_shape, message",
     [
         (keras_relu.CReLU(axis=4), (2, 3, 4, 5), r"out of range.*axis=4"),
-        (keras_relu.CReLU(axis=-4), (2, 3, 4, 5), r"batch axis 0.*axis=0"),
+        (keras_relu.CReLU(axis=-4), (2, 3, 4, 5), r"batch axis.*axis=-4"),
         (keras_relu.PReLU(shared_axes=[5]), (2, 3, 4, 5), r"out of range.*shared_axes=\[5\]"),
         (keras_relu.PReLU(), (2, 3, None), r"known size.*shared_axes=None"),
         (keras_relu.PReLU(), (4,), r"rank >= 2"),

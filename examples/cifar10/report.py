@@ -1,0 +1,272 @@
+"""The report, regenerated from every `runs/*.json` of a results folder.
+
+Writes `results.csv`, `results.md` (the table, the comparison with published
+results and the plots) and `plots/{val_accuracy,dead_fraction,activations}.png`.
+"""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # Files only; no display needed.
+
+import keras  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from . import model as model_lib  # noqa: E402
+
+# Orderings reported in the literature, best first; the arms inside a tier are level.
+PUBLISHED = (
+    (
+        "Hendrycks & Gimpel 2016 (arXiv 1606.08415), CIFAR-10 error: GELU 7.89%, "
+        "ReLU 8.16%, ELU 8.41%",
+        (("gelu",), ("relu",), ("elu",)),
+    ),
+    (
+        "Xu et al. 2015 (arXiv 1505.00853), Network in Network: RReLU 88.8%, ahead of ReLU",
+        (("rrelu",), ("relu",)),
+    ),
+    (
+        "Mish repository, CIFAR-10 SqueezeNet, 23 runs",
+        (
+            ("gelu", "swish"),
+            ("rrelu", "leaky_relu", "relu6"),
+            ("relu",),
+            ("elu", "prelu"),
+            ("selu",),
+        ),
+    ),
+)
+COLUMNS = (
+    "arm",
+    "params",
+    "multiply_adds",
+    "seeds",
+    "test_accuracy_mean",
+    "test_accuracy_sd",
+    "test_loss_mean",
+    "seconds_per_epoch",
+    "dead_fraction",
+    "sparsity",
+)
+
+
+def load_run(path):
+    """The JSON of one finished (arm, seed), or None if it is not there yet."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def summarize_runs(runs):
+    """One row per arm, in `model.ARMS` order: means over seeds and the seeds' spread."""
+    rows = []
+    for arm in model_lib.ARMS:
+        arm_runs = sorted((r for r in runs if r["arm"] == arm), key=lambda r: r["seed"])
+        if not arm_runs:
+            continue
+        accuracy = np.array([r["test_accuracy"] for r in arm_runs])
+        epoch_seconds = [s for r in arm_runs for s in r["history"]["epoch_seconds"]]
+        rows.append(
+            {
+                "arm": arm,
+                "params": arm_runs[0]["params"],
+                "multiply_adds": arm_runs[0]["multiply_adds"],
+                "seeds": len(arm_runs),
+                "test_accuracy_mean": float(accuracy.mean()),
+                # Sample standard deviation; undefined (NaN) for a single seed.
+                "test_accuracy_sd": float(accuracy.std(ddof=1)) if len(accuracy) > 1 else np.nan,
+                "test_loss_mean": float(np.mean([r["test_loss"] for r in arm_runs])),
+                # The median leaves out the first epoch's compilation time.
+                "seconds_per_epoch": float(np.median(epoch_seconds)),
+                "dead_fraction": float(
+                    np.mean([r["history"]["dead_fraction"][-1] for r in arm_runs])
+                ),
+                "sparsity": float(np.mean([r["history"]["sparsity"][-1] for r in arm_runs])),
+                "runs": arm_runs,
+            }
+        )
+    return rows
+
+
+def compare_with_published(rows):
+    """Markdown lines: each published "A above B" against our gap and seed spread."""
+    by_arm = {row["arm"]: row for row in rows}
+    lines = [
+        "| published claim | ours: gap (points) | seed spread (sd) | verdict |",
+        "|---|---|---|---|",
+    ]
+    for source, tiers in PUBLISHED:
+        lines.append(f"| **{source}** | | | |")
+        for upper, lower in zip(tiers, tiers[1:], strict=False):
+            for a in upper:
+                for b in lower:
+                    lines.append(_verdict_line(a, b, by_arm))
+    return lines
+
+
+def _verdict_line(a, b, by_arm):
+    claim = f"{a} > {b}"
+    if a not in by_arm or b not in by_arm:
+        return f"| {claim} | | | not run yet |"
+    gap = 100 * (by_arm[a]["test_accuracy_mean"] - by_arm[b]["test_accuracy_mean"])
+    spread = 100 * max(by_arm[a]["test_accuracy_sd"], by_arm[b]["test_accuracy_sd"])
+    if np.isnan(spread):
+        verdict = "agrees" if gap > 0 else "disagrees"
+        return f"| {claim} | {gap:+.2f} | one seed | {verdict} (provisional) |"
+    if abs(gap) <= spread:
+        verdict = "tie (gap within spread)"
+    else:
+        verdict = "agrees" if gap > 0 else "disagrees"
+    return f"| {claim} | {gap:+.2f} | {spread:.2f} | {verdict} |"
+
+
+def plot_curves(rows, key, ylabel, path):
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        curves = np.array([r["history"][key] for r in row["runs"]])
+        epochs = np.arange(1, curves.shape[1] + 1)
+        axes.plot(epochs, curves.mean(axis=0), marker="o", label=f"{row['arm']} ({row['seeds']})")
+    axes.set(xlabel="epoch", ylabel=ylabel, title=f"{ylabel}, mean over seeds (count)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_activations(path, step=1e-3):
+    """Each variant's function and its derivative, from the layers the arms use.
+
+    Derivatives are central finite differences, (f(x + h) - f(x - h)) / 2h with
+    h = `step`, so at a kink they show the mean of the two one-sided slopes.
+    """
+    x = np.linspace(-5.0, 7.0, 1201, dtype="float32")[:, None]
+    arms = [arm for arm in model_lib.ARMS.values() if arm.width_factor == 1.0]
+    figure, axes = plt.subplots(2, 5, figsize=(16, 6.5), sharex=True)
+    for arm, axis in zip(arms, axes.ravel(), strict=True):
+        layer = arm.activation(seed=0)
+
+        def f(values, layer=layer):
+            return keras.ops.convert_to_numpy(layer(values, training=False))
+
+        y = f(x)
+        slope = (f(x + step) - f(x - step)) / (2 * step)
+        halves = ("", "") if y.shape[-1] == 1 else (" relu(x)", " relu(-x)")
+        for half in range(y.shape[-1]):
+            axis.plot(x[:, 0], y[:, half], label=f"f{halves[half]}")
+            axis.plot(x[:, 0], slope[:, half], "--", label=f"f' (central diff.){halves[half]}")
+        axis.set_title(f"{arm.name} {arm.kwargs or ''}".strip(), fontsize=10)
+        axis.axhline(0, color="grey", lw=0.5)
+        axis.axvline(0, color="grey", lw=0.5)
+        axis.set_ylim(-2, 7)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="upper left")
+    figure.suptitle(
+        f"Activation functions (solid) and derivatives (dashed: central difference, h = {step})"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_report(out_dir, markdown_path=None):
+    """Regenerates the CSV, Markdown and plots from `out_dir/runs/*.json`.
+
+    Args:
+        out_dir: The results folder.
+        markdown_path: Another file to write the Markdown to (for example
+            `examples/RESULTS.md`); its image links are made relative to it.
+
+    Returns:
+        The paths written.
+    """
+    out_dir = Path(out_dir)
+    runs = [json.loads(p.read_text()) for p in sorted((out_dir / "runs").glob("*.json"))]
+    rows = summarize_runs(runs)
+    plots = out_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    written = [plots / "activations.png"]
+    plot_activations(written[0])
+    if rows:
+        plot_curves(rows, "val_accuracy", "test accuracy", plots / "val_accuracy.png")
+        plot_curves(rows, "dead_fraction", "dead-unit fraction", plots / "dead_fraction.png")
+        written += [plots / "val_accuracy.png", plots / "dead_fraction.png"]
+    with open(out_dir / "results.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    written.append(out_dir / "results.csv")
+    targets = [out_dir / "results.md"] + ([Path(markdown_path)] if markdown_path else [])
+    for target in targets:
+        target.write_text(_markdown(rows, runs, out_dir, target.parent))
+        written.append(target)
+    return written
+
+
+def _markdown(rows, runs, out_dir, relative_to):
+    def link(name):
+        return Path(os.path.relpath(out_dir / "plots" / name, relative_to)).as_posix()
+
+    lines = ["# CIFAR-10: the ReLU family compared", ""]
+    if not rows:
+        return "\n".join([*lines, "No finished runs yet.", "", f"![]({link('activations.png')})"])
+    expected = {(arm, seed) for arm in model_lib.ARMS for seed in {r["seed"] for r in runs}}
+    missing = sorted(expected - {(r["arm"], r["seed"]) for r in runs})
+    config = runs[0]["config"]
+    lines += [
+        f"{len(runs)} finished runs (arm, seed) of {len(expected)} for the seeds present"
+        + (f"; not yet run: {', '.join(f'{a}/{s}' for a, s in missing)}." if missing else "."),
+        f"Protocol: {config}.",
+        "",
+        "| arm | params | multiply-adds | seeds | test accuracy (mean ± sd) | test loss "
+        "| s/epoch | dead fraction | sparsity |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in sorted(rows, key=lambda r: -r["test_accuracy_mean"]):
+        sd = "" if np.isnan(row["test_accuracy_sd"]) else f" ± {100 * row['test_accuracy_sd']:.2f}"
+        lines.append(
+            f"| {row['arm']} | {row['params']:,} | {row['multiply_adds'] / 1e6:.1f}M "
+            f"| {row['seeds']} | {100 * row['test_accuracy_mean']:.2f}%{sd} "
+            f"| {row['test_loss_mean']:.3f} | {row['seconds_per_epoch']:.1f} "
+            f"| {row['dead_fraction']:.3f} | {row['sparsity']:.3f} |"
+        )
+    lines += [
+        "",
+        "Parameters are the trainable ones; multiply-adds count convolutions and the dense "
+        "layer for one image. s/epoch is the median over epochs (training plus evaluation on "
+        "the test set). Dead fraction and sparsity are at the last epoch, over all activation "
+        "layers, on 512 training images (`keras_relu.diagnostics`).",
+        "",
+        "## Against published comparisons",
+        "",
+        "Rankings and gaps, not absolute accuracies (other networks, longer training). A gap "
+        "no larger than the larger of the two arms' standard deviations over seeds is a tie.",
+        "",
+        *compare_with_published(rows),
+        "",
+        "## Plots",
+        "",
+        f"![test accuracy per epoch]({link('val_accuracy.png')})",
+        "",
+        f"![dead-unit fraction per epoch]({link('dead_fraction.png')})",
+        "",
+        f"![activation functions and derivatives]({link('activations.png')})",
+        "",
+        "## Runs",
+        "",
+        "| arm | seed | test accuracy | wall time (s) | backend | machine | finished |",
+        "|---|---:|---:|---:|---|---|---|",
+    ]
+    for run in sorted(runs, key=lambda r: (r["arm"], r["seed"])):
+        lines.append(
+            f"| {run['arm']} | {run['seed']} | {100 * run['test_accuracy']:.2f}% "
+            f"| {run['train_seconds']:.0f} | {run['backend']} {run['keras']} "
+            f"| {run['machine']} | {run['finished']} |"
+        )
+    commands = sorted({run["command"] for run in runs})
+    lines += ["", "Commands:", "", "```", *commands, "```", ""]
+    return "\n".join(lines)

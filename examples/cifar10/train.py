@@ -1,0 +1,206 @@
+"""Training one arm on one seed, and the resumable results folder.
+
+Each finished (arm, seed) is one JSON file, `runs/<arm>_seed<seed>.json`, with its
+configuration and per-epoch history, written atomically; a run that finds its file
+skips that pair. The best model of each arm is kept as `models/<arm>.keras`.
+"""
+
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_relu import diagnostics
+
+from . import model as model_lib
+
+PROBE_SIZE = 512  # Training images the dead-unit figures are measured on.
+
+
+@keras.saving.register_keras_serializable(package="cifar10_compare")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """One-cycle learning rate: linear warm-up to `peak`, then linear decay to 0.
+
+    ```
+    lr(step) = peak * (start + (1 - start) * step / warmup)        step < warmup
+             = peak * (total - step) / (total - warmup)            otherwise
+    ```
+
+    Args:
+        peak: The highest learning rate.
+        total_steps: Steps of the whole run.
+        warmup_fraction: Share of the steps spent warming up. Default: 0.25.
+        start: Starting learning rate as a fraction of `peak`. Default: 0.1.
+    """
+
+    def __init__(self, peak, total_steps, warmup_fraction=0.25, start=0.1):
+        self.peak = peak
+        self.total_steps = total_steps
+        self.warmup_fraction = warmup_fraction
+        self.start = start
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warmup = max(1.0, self.warmup_fraction * self.total_steps)
+        rising = self.start + (1.0 - self.start) * step / warmup
+        falling = ops.maximum(0.0, (self.total_steps - step) / max(1.0, self.total_steps - warmup))
+        return self.peak * ops.where(step < warmup, rising, falling)
+
+    def get_config(self):
+        return {
+            "peak": self.peak,
+            "total_steps": self.total_steps,
+            "warmup_fraction": self.warmup_fraction,
+            "start": self.start,
+        }
+
+
+class AugmentedBatches(keras.utils.PyDataset):
+    """Shuffled batches with random crops (zero padding 4) and horizontal flips.
+
+    NumPy with a seeded generator, so the order and the augmentation depend on the
+    seed only: every arm trained with one seed sees the same batches.
+    """
+
+    def __init__(self, images, labels, batch_size, seed, pad=4):
+        super().__init__()
+        self.images, self.labels = images, labels
+        self.batch_size, self.pad = batch_size, pad
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(images))
+
+    def __len__(self):
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        images, count = self.images[rows], len(rows)
+        size = images.shape[1]
+        padded = np.pad(images, ((0, 0), (self.pad,) * 2, (self.pad,) * 2, (0, 0)))
+        top, left = self.rng.integers(0, 2 * self.pad + 1, size=(2, count))
+        offsets = np.arange(size)
+        row_index = (top[:, None] + offsets)[:, :, None]
+        column_index = (left[:, None] + offsets)[:, None, :]
+        crops = padded[np.arange(count)[:, None, None], row_index, column_index]
+        flips = self.rng.random(count) < 0.5
+        crops[flips] = crops[flips, :, ::-1]
+        return crops.astype("float32"), self.labels[rows]
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.images))
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` (training and validation) to each epoch's logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["epoch_seconds"] = time.perf_counter() - self.started
+
+
+def run_path(out_dir, arm, seed):
+    return Path(out_dir) / "runs" / f"{arm}_seed{seed}.json"
+
+
+def write_json_atomically(path, payload):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as file:
+        json.dump(payload, file, indent=1)
+    os.replace(file.name, path)
+
+
+def train_arm(arm_name, seed, data, config, out_dir, verbose=None):
+    """Trains one arm with one seed and writes its JSON; returns the JSON's content.
+
+    Args:
+        arm_name: A key of `model.ARMS`.
+        seed: Seed of the initial weights, data order and augmentation.
+        data: `((x_train, y_train), (x_test, y_test))`, uint8 images.
+        config: `{"epochs", "batch_size", "peak_lr", "momentum", "weight_decay", ...}`,
+            stored with the result; a result with another config is not reused.
+        out_dir: The results folder.
+        verbose: Keras progress output: 1 (a bar), 2 (a line per epoch) or None
+            for a bar on a terminal and a line per epoch in a log file.
+    """
+    (x_train, y_train), (x_test, y_test) = data
+    model = model_lib.build_model(arm_name, seed, input_shape=x_train.shape[1:])
+    batches = AugmentedBatches(x_train, y_train, config["batch_size"], seed)
+    optimizer = keras.optimizers.SGD(
+        learning_rate=OneCycle(config["peak_lr"], config["epochs"] * len(batches)),
+        momentum=config["momentum"],
+        nesterov=True,
+        weight_decay=config["weight_decay"],
+    )
+    optimizer.exclude_from_weight_decay(var_names=["alpha"])  # PReLU's slopes (He et al.).
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    probe = x_train[:PROBE_SIZE].astype("float32")
+    monitor = diagnostics.DeadUnitMonitor(probe, warn_above=None)
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    started = time.perf_counter()
+    history = model.fit(
+        batches,
+        epochs=config["epochs"],
+        validation_data=(x_test.astype("float32"), y_test),
+        validation_batch_size=256,
+        callbacks=[EpochTimer(), monitor],
+        verbose=verbose,
+    )
+    train_seconds = time.perf_counter() - started
+    test_loss, test_accuracy = model.evaluate(
+        x_test.astype("float32"), y_test, batch_size=256, verbose=0
+    )
+    layers = diagnostics.activation_stats(model, probe)
+    result = {
+        "arm": arm_name,
+        "seed": seed,
+        "config": config,
+        "params": sum(int(np.prod(w.shape)) for w in model.trainable_weights),
+        "multiply_adds": model_lib.multiply_adds(model),
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "train_seconds": train_seconds,
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+        "activation_layers": layers,
+        "command": " ".join(sys.argv),
+        "backend": keras.config.backend(),
+        "keras": keras.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+    _keep_if_best(model, result, out_dir)
+    write_json_atomically(run_path(out_dir, arm_name, seed), result)
+    return result
+
+
+def _keep_if_best(model, result, out_dir):
+    """Saves the model as `models/<arm>.keras` if no finished seed of the arm beat it."""
+    arm = result["arm"]
+    others = [
+        json.loads(path.read_text())["test_accuracy"]
+        for path in (Path(out_dir) / "runs").glob(f"{arm}_seed*.json")
+        if path != run_path(out_dir, arm, result["seed"])
+    ]
+    if others and max(others) >= result["test_accuracy"]:
+        return
+    folder = Path(out_dir) / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    # An uncompiled copy sharing the weights: no optimizer state, no custom schedule.
+    inference_model = keras.Model(model.inputs, model.outputs, name=model.name)
+    partial = folder / f"{arm}.partial.keras"
+    inference_model.save(partial)
+    os.replace(partial, folder / f"{arm}.keras")

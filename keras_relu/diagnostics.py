@@ -1,0 +1,293 @@
+"""Dead units, sparsity and saturation of a model's activation layers.
+
+A unit (a channel of a convolution: one index of the last axis) is dead on some
+data when its output is exactly 0 for every example and every position in it. A
+dead ReLU unit also gets zero gradient, so it stops learning: the "dying ReLU"
+problem. Variants with a non-zero negative side (Leaky ReLU, PReLU, RReLU, ELU,
+SELU, GELU, Swish) almost never output an exact 0, so their dead fraction is about
+0; that they keep a gradient there is their point.
+
+```
+dead_fraction       = (units with y == 0 everywhere) / units
+sparsity            = (outputs with y == 0) / outputs
+saturated_fraction  = (outputs with y >= cap) / outputs      (ReLU6: cap = 6)
+```
+
+Activation layers are the layers of every `keras_relu.VARIANTS` class, Keras's
+`ReLU`, `LeakyReLU`, `PReLU`, `ELU` and `Activation`, and any other layer with a
+non-linear `activation` (`Dense(64, activation="relu")`); recurrent layers are
+left out, as their output is not their activation's output. The statistics are
+taken in inference mode (`training=False`): BatchNorm uses its moving averages,
+RReLU its mean slope.
+"""
+
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_relu import activations
+from keras_relu import layers
+from keras_relu import registry
+
+_ACTIVATION_LAYER_TYPES = tuple(v.layer for v in registry.VARIANTS) + (
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.PReLU,
+    keras.layers.ELU,
+    keras.layers.Activation,
+)
+_RELU6_FUNCTIONS = (activations.relu6, keras.activations.relu6)
+
+
+class DeadUnitWarning(UserWarning):
+    """A layer's dead-unit fraction went past `DeadUnitMonitor(warn_above=...)`."""
+
+
+def is_activation_layer(layer):
+    """Whether `activation_stats` measures `layer` (see the module docstring)."""
+    if isinstance(layer, keras.layers.RNN):
+        return False
+    activation = getattr(layer, "activation", None)
+    if isinstance(layer, keras.layers.Activation) or activation is not None:
+        return callable(activation) and activation is not keras.activations.linear
+    return isinstance(layer, _ACTIVATION_LAYER_TYPES)
+
+
+def _saturation_cap(layer):
+    """The value a ReLU6-like layer saturates at, or None for other layers."""
+    if isinstance(layer, layers.ReLU6) or getattr(layer, "activation", None) in _RELU6_FUNCTIONS:
+        return 6.0
+    if isinstance(layer, (layers.ReLU, keras.layers.ReLU)) and layer.max_value is not None:
+        return float(layer.max_value)
+    return None
+
+
+class _Probe:
+    """One model that returns every activation layer's output, keyed by layer path.
+
+    The model's graph is replayed through the same layer objects (shared weights)
+    so each activation layer's output becomes reachable from the model's inputs;
+    nested models are entered, and their layers are named "outer/inner".
+    """
+
+    def __init__(self, model):
+        try:
+            # A Sequential model's `input` may be where it was last called; use its own.
+            inputs = model.inputs[0] if isinstance(model, keras.Sequential) else model.input
+        except (AttributeError, ValueError):
+            raise ValueError(
+                "activation_stats needs a Functional or Sequential model with known inputs: "
+                "give it a `keras.Input` or call it on data first (subclassed models have "
+                f"no graph to probe). Received: {model!r}"
+            ) from None
+        self.outputs = {}
+        self.caps = {}
+        self._prefix = []
+        self._replay(model, inputs)
+        if not self.outputs:
+            raise ValueError(f"Model {model.name!r} has no activation layers to probe.")
+        self.model = keras.Model(inputs, self.outputs, name=f"{model.name}_activation_probe")
+
+    def _replay(self, model, inputs):
+        if isinstance(model, keras.Sequential):
+            for layer in model.layers:
+                inputs = self._call(layer, inputs)
+            return inputs
+        # clone_model with an identity clone_function re-calls the same layers,
+        # sending each call through `_call`. Its returned model is not needed.
+        keras.models.clone_model(
+            model,
+            input_tensors=inputs,
+            clone_function=lambda layer: layer,
+            call_function=self._call,
+        )
+        return None
+
+    def _call(self, layer, *args, **kwargs):
+        if isinstance(layer, keras.Model):
+            self._prefix.append(layer.name)
+            outputs = self._replay(layer, args[0])
+            self._prefix.pop()
+            if outputs is not None:
+                return outputs
+            # A nested functional model's replayed outputs are not returned by
+            # clone_model, so what follows it runs on the whole nested model.
+        outputs = layer(*args, **kwargs)
+        if is_activation_layer(layer):
+            path = "/".join([*self._prefix, layer.name])
+            self.outputs[path] = outputs
+            self.caps[path] = _saturation_cap(layer)
+        return outputs
+
+    def stats(self, data, batch_size=256):
+        totals = {path: _Totals(self.caps[path]) for path in self.outputs}
+        for batch in _input_batches(data, batch_size):
+            outputs = self.model(batch, training=False)
+            for path, y in outputs.items():
+                totals[path].add(y)
+        return {path: total.result() for path, total in totals.items()}
+
+
+class _Totals:
+    """Per-unit "ever non-zero" flags and zero/saturated counts over batches."""
+
+    def __init__(self, cap):
+        self.cap = cap
+        self.fired = None
+        self.outputs = self.zeros = self.saturated = 0
+
+    def add(self, y):
+        fired = ops.any(ops.not_equal(y, 0), axis=tuple(range(len(y.shape) - 1)))
+        fired = ops.convert_to_numpy(fired)
+        self.fired = fired if self.fired is None else self.fired | fired
+        size = int(np.prod(y.shape))
+        self.outputs += size
+        # Sums of int32 masks: ops.count_nonzero warns on the torch backend.
+        self.zeros += int(ops.convert_to_numpy(ops.sum(ops.cast(ops.equal(y, 0), "int32"))))
+        if self.cap is not None:
+            saturated = ops.sum(ops.cast(ops.greater_equal(y, self.cap), "int32"))
+            self.saturated += int(ops.convert_to_numpy(saturated))
+
+    def result(self):
+        result = {
+            "units": int(self.fired.size),
+            "dead_fraction": float(1.0 - self.fired.mean()),
+            "sparsity": self.zeros / self.outputs,
+        }
+        if self.cap is not None:
+            result["saturated_fraction"] = self.saturated / self.outputs
+        return result
+
+
+def _input_batches(data, batch_size):
+    """Yields the model inputs of `data`: one batch of arrays, or an iterable of batches."""
+    if isinstance(data, tuple):
+        data = keras.utils.unpack_x_y_sample_weight(data)[0]
+    leaves = keras.tree.flatten(data)
+    if leaves and all(hasattr(leaf, "shape") for leaf in leaves):
+        count = leaves[0].shape[0]
+        for start in range(0, count, batch_size):
+            yield keras.tree.map_structure(lambda a, s=start: a[s : s + batch_size], data)
+        return
+    for batch in data:  # tf.data.Dataset, a generator, a DataLoader...
+        if isinstance(batch, tuple):
+            batch = keras.utils.unpack_x_y_sample_weight(batch)[0]
+        yield batch
+
+
+def activation_stats(model, data, batch_size=256):
+    """Dead-unit fraction, sparsity and saturation of each activation layer.
+
+    For each activation layer (see the module docstring), on `data`, in inference mode:
+    ```
+    dead_fraction       = (units with y == 0 for every example and position) / units
+    sparsity            = (outputs with y == 0) / outputs
+    saturated_fraction  = (outputs with y >= cap) / outputs     (only ReLU6-like layers)
+    ```
+    A unit is one index of the last axis (a channel of a channels-last convolution).
+    The model runs once per batch: one probe model returns every activation output.
+
+    Args:
+        model: A built Functional or Sequential model; nested models are entered.
+        data: A batch of inputs (an array, tensor, list or dict of them), an
+            `(x, y)` or `(x, y, sample_weight)` tuple, or an iterable of such
+            batches (a `tf.data.Dataset`, a generator). Labels are ignored.
+        batch_size: Batch size for an in-memory `data`. Default: 256.
+
+    Returns:
+        `{layer_path: {"units", "dead_fraction", "sparsity"[, "saturated_fraction"]}}`
+        in graph order; layers of nested models are named "nested_model/layer".
+
+    Example:
+    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4), keras_relu.ReLU()])
+    >>> keras_relu.diagnostics.activation_stats(model, np.random.randn(32, 8))
+    {'re_lu': {'units': 4, 'dead_fraction': 0.0, 'sparsity': 0.49...}}
+    """
+    return _Probe(model).stats(data, batch_size)
+
+
+def summarize(stats):
+    """Overall figures of `activation_stats`: dead units over all units, mean sparsity.
+
+    Args:
+        stats: What `activation_stats` returned.
+
+    Returns:
+        `{"dead_fraction": ..., "sparsity": ...}`: the dead fraction weights each
+        layer by its units; the sparsity is the mean over layers.
+    """
+    units = sum(s["units"] for s in stats.values())
+    dead = sum(s["dead_fraction"] * s["units"] for s in stats.values())
+    sparsity = sum(s["sparsity"] for s in stats.values()) / len(stats)
+    return {"dead_fraction": dead / units, "sparsity": sparsity}
+
+
+class DeadUnitMonitor(keras.callbacks.Callback):
+    """Records `activation_stats` on a fixed probe batch at the end of each epoch.
+
+    The figures are added to the epoch's `logs`, so they reach `History`,
+    `CSVLogger` and `TensorBoard` (list this callback before those two):
+    ```
+    dead_fraction, sparsity                    summarize(stats)
+    dead_fraction/<layer>, sparsity/<layer>    per activation layer
+    saturated_fraction/<layer>                 ReLU6-like layers only
+    ```
+    A `DeadUnitWarning` is issued when a layer's dead fraction exceeds `warn_above`.
+
+    Args:
+        probe_batch: The inputs to measure on, as `activation_stats` takes them,
+            for example a few hundred held-out images.
+        warn_above: Warn when a layer's dead fraction is above this, or None to
+            never warn. Default: 0.2 (reports put 20-40% of units dead in some networks).
+        batch_size: Batch size for the probe. Default: 256.
+
+    Example:
+    >>> monitor = keras_relu.diagnostics.DeadUnitMonitor(x_val[:512])
+    >>> history = model.fit(x, y, epochs=5, callbacks=[monitor])
+    >>> history.history["dead_fraction"]  # one value per epoch
+    """
+
+    def __init__(self, probe_batch, warn_above=0.2, batch_size=256):
+        super().__init__()
+        if warn_above is not None and not 0 <= warn_above <= 1:
+            raise ValueError(f"`warn_above` must be in [0, 1] or None. Received: {warn_above!r}")
+        self.probe_batch = probe_batch
+        self.warn_above = warn_above
+        self.batch_size = batch_size
+        self._probe = None
+
+    def on_train_begin(self, logs=None):
+        self._probe = _Probe(self.model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._probe is None:
+            self._probe = _Probe(self.model)
+        stats = self._probe.stats(self.probe_batch, self.batch_size)
+        figures = dict(summarize(stats))
+        for path, layer_stats in stats.items():
+            for key in ("dead_fraction", "sparsity", "saturated_fraction"):
+                if key in layer_stats:
+                    figures[f"{key}/{path}"] = layer_stats[key]
+        if logs is not None:
+            logs.update(figures)
+        if self.warn_above is not None:
+            dying = {p: s["dead_fraction"] for p, s in stats.items()}
+            dying = {p: f for p, f in dying.items() if f > self.warn_above}
+            if dying:
+                listed = ", ".join(f"{p} {f:.0%}" for p, f in dying.items())
+                warnings.warn(
+                    f"Epoch {epoch + 1}: dead units above {self.warn_above:.0%} in {listed}.",
+                    DeadUnitWarning,
+                    stacklevel=2,
+                )
+
+
+__all__ = [
+    "DeadUnitMonitor",
+    "DeadUnitWarning",
+    "activation_stats",
+    "is_activation_layer",
+    "summarize",
+]
