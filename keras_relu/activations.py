@@ -11,6 +11,8 @@ integers to integers exactly as NumPy would (`relu([-2, -1, 0, 1, 2])` is
 raises `TypeError` for an integer input instead of silently casting it.
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -266,7 +268,12 @@ def gelu(x, approximate=False):
         approximate: Use the tanh approximation. Default: False.
     """
     _checks.check_bool("approximate", approximate)
-    return ops.gelu(_as_tensor(x, "gelu"), approximate=approximate)
+    x = _as_tensor(x, "gelu")
+    if not approximate and keras.config.backend() == "tensorflow":
+        # tf.nn.gelu writes Phi with erfc, which tf2onnx cannot convert; the erf form
+        # costs the same ops, still becomes TFLite's GELU, and exports to ONNX's Erf.
+        return ops.multiply(ops.multiply(0.5, x), ops.add(1.0, ops.erf(x / math.sqrt(2.0))))
+    return ops.gelu(x, approximate=approximate)
 
 
 @_register

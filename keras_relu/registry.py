@@ -128,3 +128,29 @@ def get(identifier, **kwargs):
 def stateless_functions():
     """`{name: function}` for every variant whose function alone is the activation."""
     return {v.name: v.function for v in VARIANTS if v.by_name}
+
+
+def markdown_table():
+    """The variants as a Markdown table: README.md holds this table (a test checks it)."""
+    strings = _keras_string_names()
+    rows = [
+        "| name | layer and defaults | function | `activation=` string | formula |",
+        "|---|---|---|---|---|",
+    ]
+    for v in VARIANTS:
+        names = ", ".join(f"`{name}`" for name in (v.name, *v.aliases))
+        arguments = ", ".join(f"{key}={value!r}" for key, value in v.defaults.items())
+        layer = f"`{v.layer.__name__}({arguments})`"
+        function = f"`activations.{v.function.__name__}`"
+        string = strings.get(v.name, "no: layer only")
+        rows.append(f"| {names} | {layer} | {function} | {string} | {v.formula} |")
+    return "\n".join(rows)
+
+
+def _keras_string_names():
+    """Which `activation=` strings mean what: Keras's own function or ours."""
+    return {
+        v.name: "`keras_relu`'s" if keras.activations.get(v.name) is v.function else "Keras's own"
+        for v in VARIANTS
+        if v.by_name
+    }

@@ -299,30 +299,7 @@ ONNX_LAYERS = [
     ("Swish-learned", lambda: keras_relu.Swish(learn_beta=True), "Sigmoid"),
     ("CReLU", lambda: keras_relu.CReLU(), "Relu"),
     ("GELU-approximate", lambda: keras_relu.GELU(approximate=True), "Tanh"),
-    pytest.param(
-        "GELU",
-        lambda: keras_relu.GELU(),
-        "Erf",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="tf2onnx 1.17 has no handler for TF's Erfc, which tf.nn.gelu("
-            "approximate=False) emits; activations.gelu must use 0.5*x*(1+erf(x/sqrt(2))) "
-            "on TensorFlow (still TFLite GELU). See the issue 6 report.",
-        ),
-        id="GELU",
-    ),
-    pytest.param(
-        "PReLU",
-        lambda: keras_relu.PReLU(),
-        "PRelu",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="tf2onnx 1.17 maps only tfjs's Prelu op and TFLite's PRELU to ONNX PRelu; "
-            "Keras's relu(x) + (-a)*relu(-x) form becomes Relu, Neg, Relu, Mul, Add. Needs a "
-            "tf2onnx rewriter shipped by the package. See the issue 6 report.",
-        ),
-        id="PReLU",
-    ),
+    ("GELU", lambda: keras_relu.GELU(), "Erf"),
 ]
 
 
@@ -337,17 +314,18 @@ def test_onnx_reproduces_keras(name, factory, onnx_op):
 
 
 def test_onnx_prelu_reproduces_keras_without_native_op():
-    # Until PReLU maps to ONNX's PRelu (the xfail above), its five-op form is still exact.
+    # tf2onnx 1.17 maps only tfjs's Prelu op and TFLite's PRELU to ONNX's PRelu: Keras's
+    # relu(x) + (-a)*relu(-x) form (what TFLite needs) stays five elementwise ops, exact.
     model = _single_layer_model(keras_relu.PReLU())
     proto = _to_onnx(model, (4, 5, 3))
+    assert {node.op_type for node in proto.graph.node} <= {"Relu", "Neg", "Mul", "Add"}
     x = _inputs((4, 5, 3), batch=2)
     np.testing.assert_allclose(_run_onnx(proto, x), _keras_outputs(model, x), rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize("path", ["tf2onnx", "keras-export"])
 def test_onnx_every_layer_model_reproduces_keras(tmp_path, path):
-    # Exact GELU is left out here: tf2onnx cannot convert it yet (the xfail above).
-    model = _every_layer_model(gelu_approximate=True)
+    model = _every_layer_model()
     if path == "tf2onnx":
         proto = _to_onnx(model, INPUT_SHAPE)
     else:

@@ -1,0 +1,148 @@
+"""The CIFAR-10 example end to end, on a few dozen images it writes itself.
+
+Both on-disk layouts the example reads are made in `tmp_path`: the CIFAR-10 python
+batches (`cifar-10-batches-py`) and `train/<class>/*.jpg` folders. The run must write
+its table, plots and models, the models must load back, and a second run must skip
+what is done.
+"""
+
+import csv
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+import cifar10_compare  # noqa: E402
+from cifar10 import data as data_lib  # noqa: E402
+from cifar10 import model as model_lib  # noqa: E402
+
+PIL = pytest.importorskip("PIL.Image", reason="the JPEG layout is written with Pillow")
+
+PER_CLASS = {"train": 3, "test": 1}  # 30 training and 10 test images.
+
+
+def _images(split, seed):
+    rng = np.random.default_rng(seed)
+    count = PER_CLASS[split] * len(data_lib.CLASSES)
+    # Smooth images (a colour and a ramp), which JPEG keeps close to the original.
+    colours = rng.integers(40, 216, size=(count, 1, 1, 3))
+    ramp = np.linspace(-30, 30, 32).reshape(1, 32, 1, 1)
+    images = np.broadcast_to(colours + ramp, (count, 32, 32, 3)).round().astype(np.uint8)
+    labels = np.repeat(np.arange(len(data_lib.CLASSES)), PER_CLASS[split])
+    return images, labels
+
+
+def _write_pickles(root):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    x, y = _images("train", 0)
+    for index, rows in enumerate(np.array_split(np.arange(len(x)), 5), start=1):
+        _write_batch(folder / f"data_batch_{index}", x[rows], y[rows])
+    _write_batch(folder / "test_batch", *_images("test", 1))
+    return root
+
+
+def _write_batch(path, images, labels):
+    rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)  # channels first, as CIFAR
+    with open(path, "wb") as file:
+        pickle.dump({b"data": rows, b"labels": labels.tolist()}, file)
+
+
+def _write_jpegs(root):
+    for split, seed in (("train", 0), ("test", 1)):
+        images, labels = _images(split, seed)
+        for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+            folder = root / split / data_lib.CLASSES[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            PIL.fromarray(image).save(folder / f"{index:04d}.jpg", quality=95)
+    return root
+
+
+def test_both_layouts_decode_to_the_same_arrays(tmp_path):
+    pickles = data_lib.load(_write_pickles(tmp_path / "py"), tmp_path / "cache")
+    jpegs = data_lib.load(_write_jpegs(tmp_path / "jpg"), tmp_path / "cache")
+    for (x_py, y_py), (x_jpg, y_jpg), split in zip(pickles, jpegs, ("train", "test"), strict=True):
+        expected_x, expected_y = _images(split, 0 if split == "train" else 1)
+        np.testing.assert_array_equal(x_py, expected_x)
+        np.testing.assert_array_equal(y_py, expected_y)
+        np.testing.assert_array_equal(y_jpg, expected_y)
+        assert x_jpg.shape == expected_x.shape and x_jpg.dtype == np.uint8
+        assert np.abs(x_jpg.astype(int) - expected_x).mean() < 3  # JPEG is lossy.
+
+
+@pytest.mark.parametrize("layout", ["pickles", "jpegs"])
+def test_example_runs_end_to_end_and_resumes(tmp_path, layout, capsys):
+    writer = _write_pickles if layout == "pickles" else _write_jpegs
+    data_dir = writer(tmp_path / "data")
+    out = tmp_path / "out"
+    arms = ["relu", "crelu_half"]
+    argv = [
+        "--data-dir", str(data_dir),
+        "--cache-dir", str(tmp_path / "cache"),
+        "--out", str(out),
+        "--variants", ",".join(arms),
+        "--epochs", "1",
+        "--batch-size", "16",
+        "--seeds", "0",
+    ]  # fmt: skip
+    assert cifar10_compare.main(argv) == 0
+
+    with open(out / "results.csv") as file:
+        rows = {row["arm"]: row for row in csv.DictReader(file)}
+    assert set(rows) == set(arms)
+    markdown = (out / "results.md").read_text()
+    for arm in arms:
+        assert arm in markdown
+        run = json.loads((out / "runs" / f"{arm}_seed0.json").read_text())
+        assert run["config"]["train_images"] == 30 and run["config"]["test_images"] == 10
+        assert len(run["history"]["val_accuracy"]) == 1
+        assert 0 <= run["history"]["dead_fraction"][0] <= 1
+        model = keras.saving.load_model(out / "models" / f"{arm}.keras", safe_mode=True)
+        assert model.count_params() == int(rows[arm]["params"]) + _non_trainable(model)
+        assert model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0).shape == (2, 10)
+    for plot in ("val_accuracy", "dead_fraction", "activations"):
+        assert (out / "plots" / f"{plot}.png").stat().st_size > 1000
+
+    # Half filters keep CReLU's parameter count close to ReLU's (the paper's comparison).
+    assert 0.5 < int(rows["crelu_half"]["params"]) / int(rows["relu"]["params"]) < 1.5
+
+    before = {p: p.stat().st_mtime_ns for p in (out / "runs").iterdir()}
+    capsys.readouterr()
+    assert cifar10_compare.main(argv) == 0
+    assert "done already, skipped" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").iterdir()} == before
+
+
+def _non_trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+
+
+def test_a_missing_or_malformed_data_set_is_a_message_not_a_traceback(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    assert cifar10_compare.main(["--data-dir", str(tmp_path / "absent"), *out]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+    broken = tmp_path / "broken" / "cifar-10-batches-py"
+    broken.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (broken / name).write_bytes(b"not a pickle")
+    assert cifar10_compare.main(["--data-dir", str(broken.parent), *out]) == 2
+    assert "not a CIFAR-10 python batch" in capsys.readouterr().err
+
+
+def test_every_arm_builds_with_its_declared_shapes():
+    for name, arm in model_lib.ARMS.items():
+        model = model_lib.build_model(name, seed=0)
+        assert model.output.shape == (None, 10), name
+        assert model_lib.multiply_adds(model) > 0
+        if arm.variant == "crelu":
+            # Every CReLU doubles its channels: the next conv reads twice its filters' width.
+            conv = model.get_layer("block1_conv1")
+            assert conv.kernel.shape[2] == 2 * int(model_lib.STEM_WIDTH * arm.width_factor)
