@@ -63,11 +63,12 @@ def weights_of(model):
     return [np.asarray(w).tolist() for w in model.get_weights()]
 
 
-initial = build().get_weights()
+first = build()
+initial = first.get_weights()
 single = train(build(), initial)
 result = {
-    "initial_alpha": np.asarray(initial[2]).tolist(),
-    "single_alpha": np.asarray(single.get_layer("prelu").alpha).tolist(),
+    "initial_alpha": keras.ops.convert_to_numpy(first.get_layer("prelu").alpha).tolist(),
+    "single_alpha": keras.ops.convert_to_numpy(single.get_layer("prelu").alpha).tolist(),
     "single_weights": weights_of(single),
 }
 """
