@@ -1,0 +1,77 @@
+"""Training-step time of the CIFAR-10 example's CNN with each activation, against ReLU.
+
+The issue's target: every non-CReLU arm within 5% of ReLU's seconds per epoch. An
+epoch is a fixed number of identical steps, so the ratio of median step times is
+the ratio of epoch times, without the data pipeline's noise. The arms' steps are
+timed round-robin (each repeat times every arm once), so load drifts hit all alike.
+
+    python benchmarks/bench_cifar_model.py                # every arm, 30 repeats
+    python benchmarks/bench_cifar_model.py --arms relu,prelu,gelu --repeats 10
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+
+from cifar10 import model as model_lib  # noqa: E402
+
+
+def compiled_step(arm, batch):
+    """A zero-argument callable running one SGD step of `arm`'s model on `batch`."""
+    model = model_lib.build_model(arm, seed=0)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True, weight_decay=5e-4),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    x, y = batch
+    return lambda: model.train_on_batch(x, y)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arms", default=",".join(model_lib.ARMS))
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args(argv)
+    arms = args.arms.split(",")
+    if "relu" not in arms:
+        parser.error("--arms must include relu, the reference")
+
+    rng = np.random.default_rng(0)
+    batch = (
+        rng.integers(0, 256, (args.batch_size, 32, 32, 3)).astype("float32"),
+        rng.integers(0, 10, args.batch_size),
+    )
+    steps = {arm: compiled_step(arm, batch) for arm in arms}
+    for step in steps.values():
+        for _ in range(args.warmup):
+            step()
+    times = {arm: [] for arm in arms}
+    for _ in range(args.repeats):
+        for arm, step in steps.items():
+            started = time.perf_counter()
+            step()
+            times[arm].append(time.perf_counter() - started)
+    medians = {arm: statistics.median(t) for arm, t in times.items()}
+
+    print(f"backend {keras.config.backend()}, batch {args.batch_size}, {args.repeats} repeats")
+    print("| arm | median step ms | x ReLU | within 5% |")
+    print("|---|---|---|---|")
+    for arm in arms:
+        ratio = medians[arm] / medians["relu"]
+        crelu = model_lib.ARMS[arm].variant == "crelu"
+        verdict = "(CReLU: not a target)" if crelu else ("yes" if ratio <= 1.05 else "NO")
+        print(f"| {arm} | {medians[arm] * 1e3:.1f} | {ratio:.3f} | {verdict} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
