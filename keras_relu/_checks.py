@@ -42,8 +42,10 @@ def check_int(name, value):
 
 
 def check_seed(value):
-    if value is not None:
-        check_int("seed", value)
+    # The seed state is uint32 on JAX and int32 on torch: a seed outside [0, 2**31)
+    # would work on one backend and fail on another (a saved model could not move).
+    if value is not None and not 0 <= check_int("seed", value) < 2**31:
+        raise ValueError(f"`seed` must be in [0, 2**31) or None. Received: seed={value!r}")
     return value
 
 

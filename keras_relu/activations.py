@@ -121,9 +121,10 @@ def prelu(x, alpha):
             return ops.add(
                 ops.relu(x), ops.multiply(ops.negative(alpha), ops.relu(ops.negative(x)))
             )
-        # Eager: each op is a pass over x. For 0 < alpha <= 1/2, max(alpha*x, x) is
-        # prelu in 2 passes instead of 5 (benchmarks/RESULTS.md), with no tie but
-        # x = 0, where max's gradient takes the first argument: slope alpha, as here.
+        # Eager: each op is a pass over x. For alpha <= 1/2 (negative included),
+        # max(alpha*x, x) is prelu in 2 passes instead of 5 (benchmarks/RESULTS.md),
+        # with no tie but x = 0, where max's gradient takes the first argument: slope
+        # alpha, as here. alpha = 0 is left out: 0 * inf would be NaN.
         if float(ops.max(alpha)) <= 0.5 and float(ops.min(ops.abs(alpha))) > 0:
             return ops.maximum(ops.multiply(alpha, x), x)
     return ops.where(x > 0, x, ops.multiply(alpha, x))

@@ -126,6 +126,22 @@ def test_prelu_alpha_gradient_is_x_below_zero_per_channel():
     np.testing.assert_allclose(gradient, [[-4.0, -4.0]])
 
 
+@pytest.mark.parametrize(
+    "alpha",
+    [[0.25, 0.5], [-0.3, 0.2], [0.7, 0.1], [0.0, 0.25], [1.5, -2.0]],
+    ids=["fast-path", "negative", "above-half", "zero", "outside-0-1"],
+)
+def test_prelu_matches_the_formula_for_any_slopes(alpha):
+    # The eager TensorFlow path takes a shortcut for slopes in (0, 1/2]; every other
+    # slope must give x if x > 0 else alpha * x all the same, with that derivative.
+    x = np.array([[-2.0, -1.5], [0.0, 0.0], [3.0, 4.0], [-1e-3, 1e-3]], "float32")
+    alpha = np.array(alpha, "float32")
+    got = ops.convert_to_numpy(keras_relu.activations.prelu(x, alpha))
+    np.testing.assert_allclose(got, np.where(x > 0, x, alpha * x), rtol=1e-6)
+    gradient = ref.input_gradient(lambda t: keras_relu.activations.prelu(t, alpha), x)
+    np.testing.assert_allclose(gradient, np.where(x > 0, 1.0, alpha + 0 * x), rtol=1e-6)
+
+
 def test_rrelu_training_slopes_lie_in_bounds():
     x = -np.linspace(0.5, 3.0, 4000, dtype="float32")[None, :]
     layer = keras_relu.RReLU(lower=0.1, upper=0.3, seed=7)

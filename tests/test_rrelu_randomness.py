@@ -217,7 +217,7 @@ def test_compiled_fit_trains_and_advances_the_seed_state():
     assert not np.allclose(other.get_weights()[0], weights[0], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="stateless_call with jax.jit is the JAX idiom")
+@pytest.mark.skipif(BACKEND != "jax", reason="threads the state through jax.jit; JAX backend only")
 def test_stateless_jax_call_is_deterministic_given_the_state():
     """stateless_call: the passed seed state alone fixes the draw; nothing is mutated."""
     import jax
