@@ -49,12 +49,15 @@ def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
 
     ```
     relu(x) = max_value         if x >= max_value
-            = x                 if threshold <= x < max_value
+            = x                 if threshold < x < max_value
             = negative_slope * (x - threshold)   otherwise
     ```
 
-    The derivative at the kink `x = threshold` is 0 (TensorFlow, JAX and PyTorch
-    agree). Results equal `keras.activations.relu` for the same arguments.
+    The derivative at the kink `x = threshold` is the left one (0 for a plain ReLU:
+    TensorFlow, JAX and PyTorch agree). Results equal `keras.activations.relu` for the
+    same arguments, except where Keras departs from this formula: Keras turns NaN into
+    0 when `threshold != 0`, and clips `(threshold, 0)` to 0 when `threshold < 0` and
+    `max_value` is set. Here NaN propagates and the formula holds.
 
     Args:
         x: Input tensor. Integer tensors are accepted with the default arguments.
@@ -74,9 +77,12 @@ def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
     x = _as_tensor(x, "relu", allow_integers=plain)
     if plain:
         return ops.relu(x)
-    return keras.activations.relu(
-        x, negative_slope=negative_slope, max_value=max_value, threshold=threshold
-    )
+    if threshold == 0 and negative_slope == 0 and max_value == 6:
+        return ops.relu6(x)
+    if threshold == 0 and max_value is None:
+        return leaky_relu(x, negative_slope)
+    y = ops.where(x > threshold, x, ops.multiply(negative_slope, ops.subtract(x, threshold)))
+    return y if max_value is None else ops.minimum(y, max_value)
 
 
 @_register
@@ -270,7 +276,8 @@ def gelu(x, approximate=False):
     """
     _checks.check_bool("approximate", approximate)
     x = _as_tensor(x, "gelu")
-    if not approximate and keras.config.backend() == "tensorflow":
+    # (float64 is left to tf.nn.gelu: TF's float64 erf is NaN beyond |x| ~ 1e154.)
+    if not approximate and keras.config.backend() == "tensorflow" and x.dtype != "float64":
         # tf.nn.gelu writes Phi with erfc, which tf2onnx cannot convert; the erf form
         # costs the same ops, still becomes TFLite's GELU, and exports to ONNX's Erf.
         return ops.multiply(ops.multiply(0.5, x), ops.add(1.0, ops.erf(x / math.sqrt(2.0))))
@@ -291,8 +298,12 @@ def swish(x, beta=1.0):
         beta = _checks.check_non_negative("beta", beta)
         if beta == 1.0:
             return ops.silu(x)
+        if beta == 0.0:  # x * sigmoid(0 * x) would be NaN at +-inf, where x / 2 is not.
+            return ops.multiply(0.5, x)
     beta = ops.cast(beta, x.dtype)
-    return ops.multiply(x, ops.sigmoid(ops.multiply(beta, x)))
+    # A tensor beta (learned) may reach 0, where beta * inf would be NaN: take 0 then.
+    z = ops.where(ops.equal(beta, 0), ops.zeros_like(x), ops.multiply(beta, x))
+    return ops.multiply(x, ops.sigmoid(z))
 
 
 silu = swish

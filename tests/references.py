@@ -20,7 +20,7 @@ def _sigmoid(x):
 
 
 def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
-    y = np.where(x >= threshold, x, negative_slope * (x - threshold))
+    y = np.where(x > threshold, x, negative_slope * (x - threshold))
     return y if max_value is None else np.minimum(y, max_value)
 
 
