@@ -150,7 +150,26 @@ def candidates(layer, rank):
     elif layer == "swish":
         out += [("keras_relu.Swish", "ours", keras_relu.Swish)]
         out += [("keras.activations.silu", "builtin", lambda: acts.silu)]
+    # Our functional form too: a built-in function (keras.activations.*, tf.nn.*) is
+    # compared with it, a built-in layer with our layer (an eager layer call costs
+    # Layer.__call__'s bookkeeping, which a bare function does not pay).
+    functions = {
+        "relu": lambda: keras_relu.activations.relu,
+        "leaky_relu": lambda: lambda x: keras_relu.activations.leaky_relu(x, slope),
+        "elu": lambda: keras_relu.activations.elu,
+        "selu": lambda: keras_relu.activations.selu,
+        "relu6": lambda: keras_relu.activations.relu6,
+        "crelu": lambda: keras_relu.activations.crelu,
+        "gelu": lambda: keras_relu.activations.gelu,
+        "swish": lambda: keras_relu.activations.silu,
+    }
+    if layer in functions:
+        out.append((f"keras_relu.activations.{layer}", "ours_fn", functions[layer]))
     return out
+
+
+def is_function_label(label):
+    return not label.startswith(("keras.layers.", "keras_relu.")) or ".activations." in label
 
 
 def training_flag(layer):
@@ -234,7 +253,9 @@ class JaxRunner(Runner):
     def pure(self, tv, ntv, x):
         if not self.is_layer:
             return self.obj(x)
-        y, _ = self.obj.stateless_call(tv, ntv, x, training=self.training)
+        # Keras's own layers (ReLU...) take no `training` argument: pass it only to RReLU.
+        kwargs = {"training": True} if self.training else {}
+        y, _ = self.obj.stateless_call(tv, ntv, x, **kwargs)
         return y
 
     def make(self, mode):
@@ -379,7 +400,11 @@ def bench_backend(args):
                 scale = 2 if kind == "ref2c" else 1
                 fbytes = floor_bytes("relu" if kind in ("ref", "ref2c") else layer, mode, n)
                 fbytes *= scale
-                ours_key = next(k for k, m in meta.items() if m[0] == layer and m[2] == "ours")
+                ours_kind = "ours_fn" if kind == "builtin" and is_function_label(label) else "ours"
+                ours_key = next(
+                    (k for k, m in meta.items() if m[0] == layer and m[2] == ours_kind),
+                    next(k for k, m in meta.items() if m[0] == layer and m[2] == "ours"),
+                )
                 row = {
                     "backend": args.backend,
                     "size": size_name,
@@ -420,7 +445,7 @@ def print_table(results, out=sys.stdout):
     print(header, file=out)
     print("|" + "---|" * 10, file=out)
     for r in results:
-        speed = "" if r["kind"] == "ours" else f"{r['ours_speedup']:.2f}"
+        speed = "" if r["kind"].startswith("ours") else f"{r['ours_speedup']:.2f}"
         mem = f"{r['step_bytes'] / 2**20:.0f}" if "step_bytes" in r else ""
         print(
             f"| {r['backend']} | {r['size']} | {r['mode']} | {r['layer']} | {r['impl']} "
