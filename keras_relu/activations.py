@@ -81,8 +81,17 @@ def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
         return ops.relu6(x)
     if threshold == 0 and max_value is None:
         return leaky_relu(x, negative_slope)
-    y = ops.where(x > threshold, x, ops.multiply(negative_slope, ops.subtract(x, threshold)))
-    return y if max_value is None else ops.minimum(y, max_value)
+    # Scalars made in x's dtype: a bare Python float would pass through float32.
+    slope = ops.convert_to_tensor(negative_slope, dtype=x.dtype)
+    threshold = ops.convert_to_tensor(threshold, dtype=x.dtype)
+    y = ops.where(x > threshold, x, ops.multiply(slope, ops.subtract(x, threshold)))
+    if max_value is None:
+        return y
+    max_value = ops.convert_to_tensor(max_value, dtype=x.dtype)
+    if keras.config.backend() == "torch":
+        # Keras 3.15's torch minimum computes two float64 tensors in float32.
+        return ops.where(y > max_value, max_value, y)
+    return ops.minimum(y, max_value)
 
 
 @_register
