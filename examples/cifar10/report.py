@@ -126,10 +126,12 @@ def _verdict_line(a, b, by_arm):
 
 def plot_curves(rows, key, ylabel, path):
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
+    for index, row in enumerate(rows):
         curves = np.array([r["history"][key] for r in row["runs"]])
         epochs = np.arange(1, curves.shape[1] + 1)
-        axes.plot(epochs, curves.mean(axis=0), marker="o", label=f"{row['arm']} ({row['seeds']})")
+        style = "-" if index < 10 else "--"  # The default cycle has 10 colours; 11 arms.
+        label = f"{row['arm']} ({row['seeds']})"
+        axes.plot(epochs, curves.mean(axis=0), style, marker="o", label=label)
     axes.set(xlabel="epoch", ylabel=ylabel, title=f"{ylabel}, mean over seeds (count)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, ncol=2)
