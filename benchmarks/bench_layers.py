@@ -34,6 +34,8 @@ import time
 BACKENDS = ("tensorflow", "jax")
 SIZES = {"dense": (1024, 1024), "conv": (64, 32, 32, 64)}
 MODES = ("eager_fwd", "eager_fwdbwd", "jit_fwd", "jit_fwdbwd")
+# keras_relu.names() plus RReLU's training mode, written out: importing keras_relu here
+# would fix the backend before each child process chooses its own.
 LAYERS = (
     "relu",
     "leaky_relu",

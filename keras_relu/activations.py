@@ -146,6 +146,13 @@ def prelu(x, alpha):
 
 
 def check_rrelu_bounds(lower, upper):
+    """Validates RReLU's slope range: `0 <= lower <= upper`, both finite.
+
+    Returns `(lower, upper)` as floats; raises `ValueError` naming the bad argument.
+
+    Example:
+    >>> keras_relu.activations.check_rrelu_bounds(1 / 8, 1 / 3)  # (0.125, 0.333...)
+    """
     lower = _checks.check_non_negative("lower", lower)
     upper = _checks.check_non_negative("upper", upper)
     if lower > upper:
