@@ -9,6 +9,7 @@
 from keras_relu import _keras_integration
 from keras_relu import activations as activations
 from keras_relu import layers as layers
+from keras_relu import onnx as onnx
 from keras_relu import registry
 from keras_relu.layers import ELU as ELU
 from keras_relu.layers import GELU as GELU

@@ -313,14 +313,21 @@ def test_onnx_reproduces_keras(name, factory, onnx_op):
     np.testing.assert_allclose(_run_onnx(proto, x), _keras_outputs(model, x), rtol=1e-5, atol=1e-6)
 
 
-def test_onnx_prelu_reproduces_keras_without_native_op():
-    # tf2onnx 1.17 maps only tfjs's Prelu op and TFLite's PRELU to ONNX's PRelu: Keras's
-    # relu(x) + (-a)*relu(-x) form (what TFLite needs) stays five elementwise ops, exact.
-    model = _single_layer_model(keras_relu.PReLU())
+@pytest.mark.parametrize("shared_axes", [None, [1, 2, 3], []], ids=["channel", "one", "element"])
+def test_onnx_prelu_becomes_native_prelu(shared_axes):
+    # tf2onnx maps only tfjs's and TFLite's PReLU ops to ONNX's PRelu: Keras's
+    # relu(x) + (-a)*relu(-x) form (what TFLite needs) becomes five elementwise ops, which
+    # keras_relu.onnx.fuse_prelu turns into one PRelu with the same outputs.
+    model = _single_layer_model(keras_relu.PReLU(shared_axes=shared_axes))
     proto = _to_onnx(model, (4, 5, 3))
-    assert {node.op_type for node in proto.graph.node} <= {"Relu", "Neg", "Mul", "Add"}
     x = _inputs((4, 5, 3), batch=2)
-    np.testing.assert_allclose(_run_onnx(proto, x), _keras_outputs(model, x), rtol=1e-6, atol=0)
+    unfused = _run_onnx(proto, x)
+    assert {node.op_type for node in proto.graph.node} == {"Relu", "Neg", "Mul", "Add"}
+    assert keras_relu.onnx.fuse_prelu(proto) == 1
+    assert [node.op_type for node in proto.graph.node] == ["PRelu"]
+    fused = _run_onnx(proto, x)
+    np.testing.assert_array_equal(fused, unfused)
+    np.testing.assert_allclose(fused, _keras_outputs(model, x), rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize("path", ["tf2onnx", "keras-export"])
@@ -328,13 +335,16 @@ def test_onnx_every_layer_model_reproduces_keras(tmp_path, path):
     model = _every_layer_model()
     if path == "tf2onnx":
         proto = _to_onnx(model, INPUT_SHAPE)
+        assert keras_relu.onnx.fuse_prelu(proto) == 1
     else:
         onnx = pytest.importorskip("onnx", reason="pip install onnx tf2onnx")
         pytest.importorskip("tf2onnx", reason="Keras exports ONNX through tf2onnx")
         model(_inputs())  # Keras's ONNX export wants a model that has been called.
         model.export(tmp_path / "model.onnx", format="onnx", verbose=False)
+        assert keras_relu.onnx.fuse_prelu_file(tmp_path / "model.onnx") == 1
         proto = onnx.load(tmp_path / "model.onnx")
     op_types = {node.op_type for node in proto.graph.node}
-    assert {"LeakyRelu", "Elu", "Selu", "Clip", "Relu", "Sigmoid"} <= op_types, op_types
+    assert {"PRelu", "LeakyRelu", "Elu", "Selu", "Clip", "Relu", "Sigmoid"} <= op_types, op_types
+    assert "Neg" not in op_types, op_types  # PReLU's relu(-x); CReLU's negation is a Mul.
     x = _inputs()
     np.testing.assert_allclose(_run_onnx(proto, x), _keras_outputs(model, x), rtol=1e-4, atol=1e-5)
