@@ -142,6 +142,53 @@ def test_prelu_matches_the_formula_for_any_slopes(alpha):
     np.testing.assert_allclose(gradient, np.where(x > 0, 1.0, alpha + 0 * x), rtol=1e-6)
 
 
+def _compiled_prelu_gradients(x, alpha, upstream):
+    """(d x, d alpha) of sum(prelu(x, alpha) * upstream), traced where the backend traces."""
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True)
+        def gradients(x, alpha):
+            with tf.GradientTape() as tape:
+                tape.watch([x, alpha])
+                y = keras_relu.activations.prelu(x, alpha)
+            return tape.gradient(y, [x, alpha], output_gradients=upstream)
+
+        return [g.numpy() for g in gradients(tf.constant(x), tf.constant(alpha))]
+    if backend == "jax":
+        import jax
+
+        def total(x, alpha):
+            return (keras_relu.activations.prelu(x, alpha) * upstream).sum()
+
+        return [np.asarray(g) for g in jax.jit(jax.grad(total, argnums=(0, 1)))(x, alpha)]
+    import torch  # No tracing by default: the eager gradients.
+
+    x, alpha = torch.tensor(x, requires_grad=True), torch.tensor(alpha, requires_grad=True)
+    (keras_relu.activations.prelu(x, alpha) * torch.tensor(upstream)).sum().backward()
+    return [x.grad.numpy(), alpha.grad.numpy()]
+
+
+@pytest.mark.parametrize("alpha_shape", [(), (3,), (1, 1, 3), (2, 1, 1), (2, 4, 3)])
+def test_prelu_compiled_gradients_follow_the_formula(alpha_shape):
+    # Traced TensorFlow graphs keep Keras's form (for TFLite) with a hand-written gradient.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 4, 3)).astype("float32")
+    x[0, 0] = 0.0  # The kink: the derivative there is alpha, as everywhere else.
+    alpha = rng.uniform(-0.5, 1.5, size=alpha_shape).astype("float32")
+    upstream = rng.normal(size=x.shape).astype("float32")
+    d_x, d_alpha = _compiled_prelu_gradients(x, alpha, upstream)
+    np.testing.assert_allclose(d_x, np.where(x > 0, 1.0, alpha) * upstream, rtol=1e-6)
+    per_element = np.where(x > 0, 0.0, x * upstream)
+    shared = tuple(range(x.ndim - len(alpha_shape))) + tuple(
+        x.ndim - len(alpha_shape) + axis for axis, size in enumerate(alpha_shape) if size == 1
+    )
+    expected = per_element.sum(axis=shared, keepdims=True).reshape(alpha_shape)
+    assert d_alpha.shape == alpha_shape
+    np.testing.assert_allclose(d_alpha, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_rrelu_training_slopes_lie_in_bounds():
     x = -np.linspace(0.5, 3.0, 4000, dtype="float32")[None, :]
     layer = keras_relu.RReLU(lower=0.1, upper=0.3, seed=7)
