@@ -14,6 +14,7 @@ raises `TypeError` for an integer input instead of silently casting it.
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_relu import _checks
@@ -135,8 +136,10 @@ def prelu(x, alpha):
         # Eager: each op is a pass over x. For alpha <= 1/2 (negative included),
         # max(alpha*x, x) is prelu in 2 passes instead of 5 (benchmarks/RESULTS.md),
         # with no tie but x = 0, where max's gradient takes the first argument: slope
-        # alpha, as here. alpha = 0 is left out: 0 * inf would be NaN.
-        if float(ops.max(alpha)) <= 0.5 and float(ops.min(ops.abs(alpha))) > 0:
+        # alpha, as here. alpha = 0 is left out: 0 * inf would be NaN. The slopes are
+        # few: checking them in NumPy costs far less than two TensorFlow reductions.
+        slopes = ops.convert_to_numpy(alpha)
+        if slopes.size and slopes.max() <= 0.5 and np.abs(slopes).min() > 0:
             return ops.maximum(ops.multiply(alpha, x), x)
     return ops.where(x > 0, x, ops.multiply(alpha, x))
 
