@@ -1,6 +1,6 @@
 """The one module that touches Keras internals (tested against Keras 3.15).
 
-Keras 3 has no public way to do these three things, so they are done here and
+Keras 3 has no public way to do these four things, so they are done here and
 nowhere else, each checked when it is installed so that a Keras release that
 changes what they rely on fails at `import keras_relu` with a message, not
 later with a wrong model:
@@ -19,6 +19,9 @@ later with a wrong model:
    width cannot work (recurrent cells, whose state has `units` width) and
    channels-first convolutions (CReLU would double width, not channels) reject
    `crelu` at construction with an error naming `keras_relu.layers.CReLU`.
+4. `tensorflow_uniform`: `keras.random.uniform` with TensorFlow's Philox algorithm
+   named (Keras leaves it on "auto_select", slow under XLA on CPU); it reuses Keras's
+   private seed handling so that a `SeedGenerator` advances as Keras's would.
 """
 
 import functools
@@ -64,6 +67,38 @@ def _fail(what):
 def build_at_init(layer):
     """Marks a layer without `build` built now, as Keras's stateless layers are."""
     layer._build_at_init()
+
+
+def tensorflow_uniform(shape, minval, maxval, dtype, seed):
+    """`keras.random.uniform` on TensorFlow, with `alg="philox"` instead of "auto_select".
+
+    Under XLA on CPU, "auto_select" with a seed read from a variable (as a SeedGenerator's
+    is) takes about 1.2 s for 4M numbers; Philox takes 19 ms, about 2 memory passes
+    (benchmarks/RESULTS.md). Eager TensorFlow already means Philox by "auto_select", so
+    eager draws are Keras's own.
+    """
+    import tensorflow as tf
+    from keras.src.backend.tensorflow.random import _cast_seed
+    from keras.src.random.seed_generator import draw_seed
+
+    return tf.random.stateless_uniform(
+        shape,
+        seed=_cast_seed(draw_seed(seed)),
+        minval=tf.cast(minval, dtype),
+        maxval=tf.cast(maxval, dtype),
+        dtype=dtype,
+        alg="philox",
+    )
+
+
+def _check_tensorflow_uniform():
+    if keras.config.backend() != "tensorflow":
+        return
+    try:
+        from keras.src.backend.tensorflow.random import _cast_seed  # noqa: F401
+        from keras.src.random.seed_generator import draw_seed  # noqa: F401
+    except ImportError as error:
+        _fail(f"Keras's TensorFlow seed handling moved ({error})")
 
 
 def _load_class(module_name, class_name):
@@ -139,6 +174,7 @@ def _register_activation_names(functions_by_name):
 def install(functions_by_name):
     """Makes `activation=<name>` work for each name Keras lacks. Idempotent."""
     _register_activation_names(functions_by_name)
+    _check_tensorflow_uniform()
     for module_name, class_name in _SHAPE_LAYERS + _FIXED_WIDTH_LAYERS:
         cls = _load_class(module_name, class_name)
         if getattr(cls.__init__, _PATCHED, False):

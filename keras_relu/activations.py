@@ -18,6 +18,7 @@ import numpy as np
 from keras import ops
 
 from keras_relu import _checks
+from keras_relu import _keras_integration
 
 # Klambauer et al. 2017, eq. 14: the fixed point of the self-normalizing map.
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -211,9 +212,12 @@ def rrelu(x, lower=RRELU_LOWER, upper=RRELU_UPPER, training=False, seed=None):
     if not training:
         return leaky_relu(x, negative_slope=(lower + upper) / 2.0)
     x = _as_tensor(x, "rrelu")
-    slopes = keras.random.uniform(
-        ops.shape(x), minval=lower, maxval=upper, dtype=x.dtype, seed=seed
-    )
+    if keras.config.backend() == "tensorflow":  # Keras's default algorithm is slow in XLA.
+        slopes = _keras_integration.tensorflow_uniform(ops.shape(x), lower, upper, x.dtype, seed)
+    else:
+        slopes = keras.random.uniform(
+            ops.shape(x), minval=lower, maxval=upper, dtype=x.dtype, seed=seed
+        )
     return ops.where(x > 0, x, ops.multiply(slopes, x))
 
 

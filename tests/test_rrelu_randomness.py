@@ -76,6 +76,16 @@ def test_training_slopes_lie_in_bounds_and_vary_per_element():
     assert abs(slopes.mean() - (LOWER + UPPER) / 2) < 0.01
 
 
+def test_eager_slopes_are_keras_random_uniform_draws():
+    """The slopes are what `keras.random.uniform` draws from the same generator state
+    (on TensorFlow the layer names the Philox algorithm that Keras's default means eagerly)."""
+    x = _negatives()
+    y = _train(keras_relu.RReLU(LOWER, UPPER, seed=5), x)
+    generator = keras.random.SeedGenerator(5)
+    expected = keras.random.uniform(x.shape, minval=LOWER, maxval=UPPER, seed=generator)
+    np.testing.assert_allclose(y / x, ops.convert_to_numpy(expected), rtol=1e-6)
+
+
 def test_inference_is_deterministic_with_the_mean_slope():
     """Inference (the default) uses (lower + upper) / 2, repeats, and draws no seed."""
     x = _mixed()
