@@ -8,7 +8,9 @@ floor: the bytes the operation must read and write, divided by the copy rate
 measured in the same loop.
 
 Modes: eager and compiled (`tf.function(jit_compile=True)` on TensorFlow,
-`jax.jit` on JAX), forward and forward+backward. Forward+backward returns the
+`jax.jit` on JAX), forward and forward+backward; on TensorFlow also forward+backward
+in a `tf.function` without XLA (`graph_fwdbwd`: what `fit` runs on a CPU-only machine,
+where Keras turns XLA off). Forward+backward returns the
 output as well as the gradients (the output is kept, as when a next layer reads
 it) and takes the gradient of every trainable weight (PReLU's alpha).
 
@@ -33,7 +35,9 @@ import time
 
 BACKENDS = ("tensorflow", "jax")
 SIZES = {"dense": (1024, 1024), "conv": (64, 32, 32, 64)}
-MODES = ("eager_fwd", "eager_fwdbwd", "jit_fwd", "jit_fwdbwd")
+# graph_fwdbwd: tf.function without XLA, what Keras's fit uses on a CPU-only TensorFlow
+# machine (Trainer._resolve_auto_jit_compile); TensorFlow only.
+MODES = ("eager_fwd", "eager_fwdbwd", "jit_fwd", "jit_fwdbwd", "graph_fwdbwd")
 # keras_relu.names() plus RReLU's training mode, written out: importing keras_relu here
 # would fix the backend before each child process chooses its own.
 LAYERS = (
@@ -242,7 +246,7 @@ class TFRunner(Runner):
                 y = self.call(x)
             return y, tape.gradient(y, [x] + weights, output_gradients=g)
 
-        f = tf.function(step, jit_compile=True)
+        f = tf.function(step, jit_compile=mode == "jit_fwdbwd")
         self.compiled_step = lambda: f.experimental_get_compiler_ir(x, g)(stage="optimized_hlo")
         return lambda: f(x, g)
 
@@ -379,6 +383,8 @@ def bench_backend(args):
         x2 = keras.ops.convert_to_tensor(rng.standard_normal(shape2, dtype=np.float32))
         g2 = keras.ops.convert_to_tensor(rng.standard_normal(shape2, dtype=np.float32))
         for mode in args.modes:
+            if mode == "graph_fwdbwd" and args.backend != "tensorflow":
+                continue  # JAX has no graph mode without XLA.
             entries, meta = [("copy", copy_runner(n))], {}
             for layer in args.layers:
                 for label, kind, factory in candidates(layer, len(shape)):
