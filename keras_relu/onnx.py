@@ -24,7 +24,8 @@ def fuse_prelu(model):
 
     The two are equal for every input (for x >= 0 both give x, for x < 0 both give -c * x,
     NaN stays NaN) when every element of c is finite, so only such constants are rewritten;
-    any other graph is left as it is.
+    any other graph is left as it is, as are models below opset 9 (whose `PRelu` broadcasts
+    differently) and the subgraphs of control-flow nodes (only the main graph is read).
 
     Args:
         model: an `onnx.ModelProto`; it is modified in place.
@@ -35,6 +36,9 @@ def fuse_prelu(model):
     import onnx
     from onnx import numpy_helper
 
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 9:
+        return 0
     graph = model.graph
     producer = {out: node for node in graph.node for out in node.output}
     consumers = {}

@@ -104,6 +104,14 @@ def test_fuse_prelu_leaves_other_graphs_alone(model):
     assert model.SerializeToString() == before
 
 
+def test_fuse_prelu_leaves_models_below_opset_9_alone():
+    model = _prelu_graph()
+    model.opset_import[0].version = 8
+    before = model.SerializeToString()
+    assert keras_relu.onnx.fuse_prelu(model) == 0
+    assert model.SerializeToString() == before
+
+
 def test_fuse_prelu_keeps_intermediates_that_are_read_elsewhere():
     model = _prelu_graph()
     model.graph.output.append(helper.make_tensor_value_info("pos", onnx.TensorProto.FLOAT, SHAPE))
