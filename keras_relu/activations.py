@@ -160,10 +160,16 @@ def _prelu_traced_tensorflow(x, alpha):
 
     The forward is Keras's own form, which TFLite's converter pattern-matches to its PRELU
     kernel. Its automatic gradient (two relu gradients, a negation and a broadcast
-    reduction) takes about 2.1x ReLU's forward+backward time under XLA; this one is a select
-    for `x` and one masked reduction for `alpha`, about 1.5x (benchmarks/RESULTS.md). It
-    also gives the derivative `alpha` at 0, as the other backends do.
+    reduction) is replaced by a select for `x` and one masked reduction for `alpha`: fewer
+    passes, with and without XLA (benchmarks/RESULTS.md). It also gives the derivative
+    `alpha` at 0, as the other backends do.
     """
+
+    def keras_form(x, alpha):
+        return ops.add(ops.relu(x), ops.multiply(ops.negative(alpha), ops.relu(ops.negative(x))))
+
+    if x.shape.rank is None or len(alpha.shape) > x.shape.rank or None in alpha.shape:
+        return keras_form(x, alpha)  # Unusual slopes: the automatic gradient.
     padded_shape = (1,) * (len(x.shape) - len(alpha.shape)) + tuple(alpha.shape)
     shared_axes = tuple(axis for axis, size in enumerate(padded_shape) if size == 1)
 
@@ -177,8 +183,7 @@ def _prelu_traced_tensorflow(x, alpha):
             d_alpha = ops.sum(d_alpha, axis=shared_axes, keepdims=True)
             return d_x, ops.reshape(d_alpha, alpha.shape)
 
-        negative_part = ops.multiply(ops.negative(alpha), ops.relu(ops.negative(x)))
-        return ops.add(ops.relu(x), negative_part), grad
+        return keras_form(x, alpha), grad
 
     return prelu_with_gradient(x, alpha)
 
