@@ -32,6 +32,11 @@ RRELU_UPPER = 1.0 / 3.0
 _register = keras.saving.register_keras_serializable(package="keras_relu")
 
 
+def _eager_tensorflow(x):
+    """True for an eager TensorFlow tensor; False when traced (tf.function, XLA, export)."""
+    return keras.config.backend() == "tensorflow" and hasattr(x, "numpy")
+
+
 def _as_tensor(x, function_name, allow_integers=False):
     x = ops.convert_to_tensor(x)
     dtype = keras.backend.standardize_dtype(x.dtype)
@@ -142,7 +147,7 @@ def prelu(x, alpha):
     x = _as_tensor(x, "prelu")
     alpha = ops.cast(alpha, x.dtype)
     if keras.config.backend() == "tensorflow":
-        if not hasattr(x, "numpy"):
+        if not _eager_tensorflow(x):
             return _prelu_traced_tensorflow(x, alpha)
         # Eager: each op is a pass over x. For alpha <= 1/2 (negative included),
         # max(alpha*x, x) is prelu in 2 passes instead of 5 (benchmarks/RESULTS.md),
@@ -306,11 +311,12 @@ def crelu(x, axis=-1):
     def forward(x):
         return ops.reshape(ops.relu(ops.multiply(ops.expand_dims(x, axis), signs)), out_shape)
 
-    if not keras.backend.is_float_dtype(x.dtype):
+    # The automatic gradient of the broadcast is a reduction over the pair axis, which
+    # XLA leaves unfused (3-5x ReLU's fwd+bwd time); the one below is a single select.
+    # Eager TensorFlow runs op by op anyway, and there the wrapper costs more (30%).
+    if not keras.backend.is_float_dtype(x.dtype) or _eager_tensorflow(x):
         return forward(x)
 
-    # The automatic gradient of the broadcast is a reduction over the pair axis, which
-    # XLA leaves unfused (3-5x ReLU's fwd+bwd time); this one is a single select.
     @ops.custom_gradient
     def crelu_with_gradient(x):
         def grad(*args, upstream=None):
@@ -339,9 +345,11 @@ def gelu(x, approximate=False):
     _checks.check_bool("approximate", approximate)
     x = _as_tensor(x, "gelu")
     # (float64 is left to tf.nn.gelu: TF's float64 erf is NaN beyond |x| ~ 1e154.)
-    if not approximate and keras.config.backend() == "tensorflow" and x.dtype != "float64":
-        # tf.nn.gelu writes Phi with erfc, which tf2onnx cannot convert; the erf form
-        # costs the same ops, still becomes TFLite's GELU, and exports to ONNX's Erf.
+    traced_tensorflow = keras.config.backend() == "tensorflow" and not _eager_tensorflow(x)
+    if not approximate and traced_tensorflow and x.dtype != "float64":
+        # tf.nn.gelu writes Phi with erfc, which tf2onnx cannot convert; in graphs (which
+        # export traces) the erf form is used: one more op, fused by XLA, still TFLite's
+        # GELU, ONNX's Erf. Eagerly, one op more is a pass more: tf.nn.gelu.
         return ops.multiply(ops.multiply(0.5, x), ops.add(1.0, ops.erf(x / math.sqrt(2.0))))
     return ops.gelu(x, approximate=approximate)
 
