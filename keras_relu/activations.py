@@ -120,16 +120,35 @@ def leaky_relu(x, negative_slope=0.01):
     if keras.config.backend() == "jax":
         # jax.nn.leaky_relu uses `x >= 0`, giving slope 1 at 0; keep the convention, in
         # one jitted call as jax.nn.leaky_relu is (eagerly, 3 dispatches cost 3-6x).
-        return _jax_leaky_relu()(x, negative_slope)
+        return _call_jitted_on_eager_jax(_negative_slope_where, x, negative_slope)
     return ops.leaky_relu(x, negative_slope=negative_slope)
 
 
+def _negative_slope_where(x, slope):
+    return ops.where(x > 0, x, ops.multiply(slope, x))
+
+
+def _call_jitted_on_eager_jax(function, *args, static_argnames=(), **kwargs):
+    """`function(*args, **kwargs)`; on eager JAX through a cached `jax.jit` of it.
+
+    Eager JAX dispatches each op on its own and a jitted function once, as `jax.nn`'s
+    functions are. Under tracing (an outer jit, Keras's symbolic shapes) the plain call
+    is traced with the rest.
+    """
+    if keras.config.backend() == "jax":
+        import jax
+
+        if not any(isinstance(arg, jax.core.Tracer) for arg in args):
+            return _jax_jit(function, static_argnames)(*args, **kwargs)
+    return function(*args, **kwargs)
+
+
 @functools.cache
-def _jax_leaky_relu():
+def _jax_jit(function, static_argnames):
     import jax
 
-    # The slope is traced, not static: one compilation per input shape and dtype.
-    return jax.jit(lambda x, slope: ops.where(x > 0, x, ops.multiply(x, slope)))
+    # Arguments not named static are traced: a new slope value does not recompile.
+    return jax.jit(function, static_argnames=static_argnames)
 
 
 @_register
@@ -157,7 +176,7 @@ def prelu(x, alpha):
         slopes = ops.convert_to_numpy(alpha)
         if slopes.size and slopes.max() <= 0.5 and np.abs(slopes).min() > 0:
             return ops.maximum(ops.multiply(alpha, x), x)
-    return ops.where(x > 0, x, ops.multiply(alpha, x))
+    return _call_jitted_on_eager_jax(_negative_slope_where, x, alpha)
 
 
 def _prelu_traced_tensorflow(x, alpha):
@@ -299,8 +318,12 @@ def crelu(x, axis=-1):
     >>> keras_relu.activations.crelu([[1.0, -2.0]])  # [[1, 0, 0, 2]]
     """
     x = _as_tensor(x, "crelu", allow_integers=True)
+    axis = _checks.normalize_axis("axis", axis, len(x.shape))
+    return _call_jitted_on_eager_jax(_crelu, x, axis=axis, static_argnames=("axis",))
+
+
+def _crelu(x, axis):
     rank = len(x.shape)
-    axis = _checks.normalize_axis("axis", axis, rank)
     # Broadcast x against the signs [+1, -1] on a new axis just before `axis`, then
     # merge that pair into `axis`: the same values and order as a concatenate, but
     # an elementwise op XLA can fuse (a concatenate stops fusion).
