@@ -22,6 +22,7 @@ sys.path.insert(0, str(EXAMPLES))
 import cifar10_compare  # noqa: E402
 from cifar10 import data as data_lib  # noqa: E402
 from cifar10 import model as model_lib  # noqa: E402
+from cifar10 import report  # noqa: E402
 
 PIL = pytest.importorskip("PIL.Image", reason="the JPEG layout is written with Pillow")
 
@@ -118,6 +119,17 @@ def test_example_runs_end_to_end_and_resumes(tmp_path, layout, capsys):
     assert cifar10_compare.main(argv) == 0
     assert "done already, skipped" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").iterdir()} == before
+
+    # --report-only rewrites a Markdown file below its hand-written preface, every time.
+    results = tmp_path / "RESULTS.md"
+    preface = f"# How these runs were made\n\nBy hand.\n\n{report.PREFACE_END}"
+    results.write_text(preface + "\n\nan old report")
+    report_argv = ["--report-only", "--out", str(out), "--markdown", str(results)]
+    for _ in range(2):
+        assert cifar10_compare.main(report_argv) == 0
+        text = results.read_text()
+        assert text.startswith(preface + "\n\n# CIFAR-10") and text.count(preface) == 1
+        assert "an old report" not in text and "crelu_half" in text
 
 
 def _non_trainable(model):

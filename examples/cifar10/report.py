@@ -5,6 +5,7 @@ results and the plots) and `plots/{val_accuracy,dead_fraction,activations}.png`.
 """
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -18,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import model as model_lib  # noqa: E402
+from .train import write_text_atomically  # noqa: E402
 
 # Orderings reported in the literature, best first; the arms inside a tier are level.
 PUBLISHED = (
@@ -175,13 +177,18 @@ def plot_activations(path, step=1e-3):
     plt.close(figure)
 
 
+# In a Markdown file the report is written to, what stands above this line is kept.
+PREFACE_END = "<!-- Generated below by `cifar10_compare.py --report-only`; edit above. -->"
+
+
 def write_report(out_dir, markdown_path=None):
     """Regenerates the CSV, Markdown and plots from `out_dir/runs/*.json`.
 
     Args:
         out_dir: The results folder.
         markdown_path: Another file to write the Markdown to (for example
-            `examples/RESULTS.md`); its image links are made relative to it.
+            `examples/RESULTS.md`); its image links are made relative to it, and
+            any text above a `PREFACE_END` line in it is kept.
 
     Returns:
         The paths written.
@@ -197,16 +204,27 @@ def write_report(out_dir, markdown_path=None):
         plot_curves(rows, "val_accuracy", "test accuracy", plots / "val_accuracy.png")
         plot_curves(rows, "dead_fraction", "dead-unit fraction", plots / "dead_fraction.png")
         written += [plots / "val_accuracy.png", plots / "dead_fraction.png"]
-    with open(out_dir / "results.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomically(out_dir / "results.csv", table.getvalue())
     written.append(out_dir / "results.csv")
     targets = [out_dir / "results.md"] + ([Path(markdown_path)] if markdown_path else [])
     for target in targets:
-        target.write_text(_markdown(rows, runs, out_dir, target.parent))
+        text = _markdown(rows, runs, out_dir, target.parent)
+        write_text_atomically(target, _preface(target) + text)
         written.append(target)
     return written
+
+
+def _preface(path):
+    """The hand-written text above PREFACE_END in `path`, kept when the report is rewritten."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    end = text.find(PREFACE_END)
+    return "" if end < 0 else text[: end + len(PREFACE_END)] + "\n\n"
 
 
 def _markdown(rows, runs, out_dir, relative_to):

@@ -112,11 +112,17 @@ def run_path(out_dir, arm, seed):
     return Path(out_dir) / "runs" / f"{arm}_seed{seed}.json"
 
 
-def write_json_atomically(path, payload):
+def write_text_atomically(path, text):
+    """Writes `text` to `path` through a temporary file: a crash leaves the old file whole."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as file:
-        json.dump(payload, file, indent=1)
+        file.write(text)
     os.replace(file.name, path)
+
+
+def write_json_atomically(path, payload):
+    write_text_atomically(path, json.dumps(payload, indent=1))
 
 
 def train_arm(arm_name, seed, data, config, out_dir, verbose=None):
