@@ -120,7 +120,7 @@ def leaky_relu(x, negative_slope=0.01):
     if keras.config.backend() == "jax":
         # jax.nn.leaky_relu uses `x >= 0`, giving slope 1 at 0; keep the convention, in
         # one jitted call as jax.nn.leaky_relu is (eagerly, 3 dispatches cost 3-6x).
-        return _call_jitted_on_eager_jax(_negative_slope_where, x, negative_slope)
+        return _call_jitted_on_jax(_negative_slope_where, x, negative_slope)
     return ops.leaky_relu(x, negative_slope=negative_slope)
 
 
@@ -128,17 +128,18 @@ def _negative_slope_where(x, slope):
     return ops.where(x > 0, x, ops.multiply(slope, x))
 
 
-def _call_jitted_on_eager_jax(function, *args, static_argnames=(), **kwargs):
-    """`function(*args, **kwargs)`; on eager JAX through a cached `jax.jit` of it.
+def _call_jitted_on_jax(function, *args, static_argnames=(), eager_only=False, **kwargs):
+    """`function(*args, **kwargs)`; on JAX through a cached `jax.jit` of it.
 
     Eager JAX dispatches each op on its own and a jitted function once, as `jax.nn`'s
-    functions are. Under tracing (an outer jit, Keras's symbolic shapes) the plain call
-    is traced with the rest.
+    functions are; inside an outer jit the inner one is inlined. `eager_only` keeps traced
+    calls (jit, autodiff, Keras's symbolic shapes) on the plain function: a custom gradient
+    inside a nested jit cannot close over the outer trace's values.
     """
     if keras.config.backend() == "jax":
         import jax
 
-        if not any(isinstance(arg, jax.core.Tracer) for arg in args):
+        if not (eager_only and any(isinstance(arg, jax.core.Tracer) for arg in args)):
             return _jax_jit(function, static_argnames)(*args, **kwargs)
     return function(*args, **kwargs)
 
@@ -176,7 +177,7 @@ def prelu(x, alpha):
         slopes = ops.convert_to_numpy(alpha)
         if slopes.size and slopes.max() <= 0.5 and np.abs(slopes).min() > 0:
             return ops.maximum(ops.multiply(alpha, x), x)
-    return _call_jitted_on_eager_jax(_negative_slope_where, x, alpha)
+    return _call_jitted_on_jax(_negative_slope_where, x, alpha)
 
 
 def _prelu_traced_tensorflow(x, alpha):
@@ -319,7 +320,7 @@ def crelu(x, axis=-1):
     """
     x = _as_tensor(x, "crelu", allow_integers=True)
     axis = _checks.normalize_axis("axis", axis, len(x.shape))
-    return _call_jitted_on_eager_jax(_crelu, x, axis=axis, static_argnames=("axis",))
+    return _call_jitted_on_jax(_crelu, x, axis=axis, static_argnames=("axis",), eager_only=True)
 
 
 def _crelu(x, axis):
