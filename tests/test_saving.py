@@ -108,6 +108,17 @@ def test_loading_without_the_package_names_it(tmp_path):
     assert "keras_relu>PReLU" in result.stderr
 
 
+@pytest.mark.parametrize("path", sorted(SAVED_MODELS.glob("cifar10_*.keras")), ids=lambda p: p.stem)
+def test_committed_cifar10_models_load_safely_and_predict(path):
+    model = keras.saving.load_model(path, safe_mode=True)
+    pixels = np.random.default_rng(0).uniform(0, 255, size=(4, 32, 32, 3)).astype("float32")
+    logits = model.predict(pixels, verbose=0)
+    assert logits.shape == (4, 10) and np.all(np.isfinite(logits))
+    # The activation the file is named after is one of this package's layers.
+    arm = path.stem.split("_")[1]
+    assert any(type(layer) is keras_relu.variant(arm).layer for layer in model.layers)
+
+
 @pytest.mark.parametrize("name", ["every_layer_cnn", "crelu_string_mlp"])
 def test_committed_fixtures_still_load_and_reproduce(name):
     model = keras.saving.load_model(SAVED_MODELS / f"{name}.keras", safe_mode=True)
