@@ -73,9 +73,8 @@ def tensorflow_uniform(shape, minval, maxval, dtype, seed):
     """`keras.random.uniform` on TensorFlow, with `alg="philox"` instead of "auto_select".
 
     Under XLA on CPU, "auto_select" with a seed read from a variable (as a SeedGenerator's
-    is) takes about 1.2 s for 4M numbers; Philox takes 19 ms, about 2 memory passes
-    (benchmarks/RESULTS.md). Eager TensorFlow already means Philox by "auto_select", so
-    eager draws are Keras's own.
+    is) takes 1.2-1.8 s for 4M numbers; Philox takes 20-30 ms (benchmarks/bench_random.py).
+    Eager TensorFlow already means Philox by "auto_select", so eager draws are Keras's own.
     """
     import tensorflow as tf
     from keras.src.backend.tensorflow.random import _cast_seed
