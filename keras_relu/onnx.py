@@ -32,6 +32,11 @@ def fuse_prelu(model):
 
     Returns:
         The number of `PRelu` nodes made.
+
+    Example:
+    >>> proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature)
+    >>> keras_relu.onnx.fuse_prelu(proto)  # 1 per PReLU layer
+    >>> onnx.save(proto, "model.onnx")
     """
     import onnx
     from onnx import numpy_helper
@@ -118,6 +123,10 @@ def fuse_prelu_file(path):
 
     Raises:
         ValueError: if the file is not an ONNX model.
+
+    Example:
+    >>> model.export("model.onnx", format="onnx")
+    >>> keras_relu.onnx.fuse_prelu_file("model.onnx")
     """
     import onnx
     from google.protobuf.message import DecodeError
