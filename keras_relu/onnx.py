@@ -45,9 +45,11 @@ def fuse_prelu(model):
     if opset < 9:
         return 0
     graph = model.graph
-    producer = {out: node for node in graph.node for out in node.output}
+    # One list of the node objects, held to the end: ids below name these objects.
+    nodes_in_order = list(graph.node)
+    producer = {out: node for node in nodes_in_order for out in node.output}
     consumers = {}
-    for node in graph.node:
+    for node in nodes_in_order:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     graph_outputs = {output.name for output in graph.output}
@@ -87,32 +89,31 @@ def fuse_prelu(model):
                 return x, -c, c_name, [relu, mul, neg_relu, neg, add]
         return None
 
-    fused, removed, constants = 0, [], set()
-    for add in [node for node in graph.node if node.op_type == "Add"]:
+    replaced, removed, constants = {}, set(), set()  # By id(): protobufs compare deeply.
+    for add in [node for node in nodes_in_order if node.op_type == "Add"]:
         found = match(add)
         if found is None:
             continue
         x, slope, c_name, nodes = found
         slope_name = f"{add.output[0]}/prelu_slope"
         graph.initializer.append(numpy_helper.from_array(slope, slope_name))
-        prelu = onnx.helper.make_node(
+        replaced[id(add)] = onnx.helper.make_node(
             "PRelu", [x, slope_name], [add.output[0]], name=f"{add.name or add.output[0]}/PRelu"
         )
-        # Put PRelu where the Add was, so the node list stays topologically sorted.
-        graph.node.insert(list(graph.node).index(add), prelu)
-        removed.extend(nodes)
+        removed.update(id(node) for node in nodes)
         constants.add(c_name)
-        fused += 1
-    for node in removed:
-        graph.node.remove(node)
+    # Each PRelu takes its Add's place, so the node list stays topologically sorted.
+    kept = [replaced.get(id(node), node) for node in nodes_in_order]
+    kept = [node for node in kept if id(node) not in removed]
     # Drop the constants c that nothing reads any more (only those: leave the rest alone).
-    used = {name for node in graph.node for name in node.input} | graph_outputs
-    for name in constants - used:
-        if name in initializers:
-            graph.initializer.remove(initializers[name])
-        else:
-            graph.node.remove(producer[name])
-    return fused
+    used = {name for node in kept for name in node.input} | graph_outputs
+    unused = constants - used
+    kept = [n for n in kept if not (n.op_type == "Constant" and n.output[0] in unused)]
+    del graph.node[:]
+    graph.node.extend(kept)
+    for name in unused & initializers.keys():
+        graph.initializer.remove(initializers[name])
+    return len(replaced)
 
 
 def fuse_prelu_file(path):
