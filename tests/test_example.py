@@ -7,6 +7,7 @@ what is done.
 """
 
 import csv
+import hashlib
 import json
 import pickle
 import sys
@@ -23,6 +24,7 @@ import cifar10_compare  # noqa: E402
 from cifar10 import data as data_lib  # noqa: E402
 from cifar10 import model as model_lib  # noqa: E402
 from cifar10 import report  # noqa: E402
+from cifar10 import train  # noqa: E402
 
 PIL = pytest.importorskip("PIL.Image", reason="the JPEG layout is written with Pillow")
 
@@ -134,6 +136,31 @@ def test_example_runs_end_to_end_and_resumes(tmp_path, layout, capsys):
 
 def _non_trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+
+
+def test_one_seed_gives_every_arm_the_same_batches(tmp_path, monkeypatch):
+    # The report's per-seed gaps are paired only if this holds: the arms differ in
+    # shapes, weights and random layers (RReLU), yet must see the same batches.
+    batches = []
+    original = train.AugmentedBatches.__getitem__
+
+    def recording(self, index):
+        images, labels = original(self, index)
+        batches.append(hashlib.sha1(images.tobytes()).hexdigest())
+        return images, labels
+
+    monkeypatch.setattr(train.AugmentedBatches, "__getitem__", recording)
+    data = (_images("train", 0), _images("test", 1))
+    config = {"epochs": 2, "batch_size": 8, "peak_lr": 0.1, "momentum": 0.9, "weight_decay": 0.0}
+    seen = {}
+    for arm, seed in [("relu", 0), ("prelu", 0), ("rrelu", 0), ("crelu_half", 0), ("relu", 1)]:
+        batches.clear()
+        train.train_arm(arm, seed, data, config, tmp_path / f"{arm}{seed}", verbose=0)
+        seen[arm, seed] = list(batches)
+    assert len(seen["relu", 0]) >= 2 * 4  # two epochs of four batches
+    for arm in ("prelu", "rrelu", "crelu_half"):
+        assert seen[arm, 0] == seen["relu", 0], arm
+    assert seen["relu", 1] != seen["relu", 0]
 
 
 def test_published_claims_get_gaps_paired_by_seed_and_ties_within_the_spread():

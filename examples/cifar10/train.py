@@ -66,8 +66,10 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 class AugmentedBatches(keras.utils.PyDataset):
     """Shuffled batches with random crops (zero padding 4) and horizontal flips.
 
-    NumPy with a seeded generator, so the order and the augmentation depend on the
-    seed only: every arm trained with one seed sees the same batches.
+    The images' order and the augmentation come from a NumPy generator seeded with
+    `seed`; `fit` then visits the batches in an order drawn from Python's `random`,
+    which `model.build_model` seeds with the same seed. So every arm trained with one
+    seed sees the same batches (a test checks), the pairing the report relies on.
     """
 
     def __init__(self, images, labels, batch_size, seed, pad=4):
