@@ -112,6 +112,7 @@ def test_example_runs_end_to_end_and_resumes(tmp_path, layout, capsys):
         assert model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0).shape == (2, 10)
     for plot in ("val_accuracy", "dead_fraction", "activations"):
         assert (out / "plots" / f"{plot}.png").stat().st_size > 1000
+    assert "different machines" not in markdown  # Both runs were made here.
 
     # Half filters keep CReLU's parameter count close to ReLU's (the paper's comparison).
     assert 0.5 < int(rows["crelu_half"]["params"]) / int(rows["relu"]["params"]) < 1.5
@@ -132,6 +133,13 @@ def test_example_runs_end_to_end_and_resumes(tmp_path, layout, capsys):
         text = results.read_text()
         assert text.startswith(preface + "\n\n# CIFAR-10") and text.count(preface) == 1
         assert "an old report" not in text and "crelu_half" in text
+
+    # A run from another machine makes s/epoch a comparison of machines too; the report says so.
+    moved = out / "runs" / "relu_seed0.json"
+    run = json.loads(moved.read_text())
+    moved.write_text(json.dumps({**run, "machine": run["machine"] + " (another one)"}))
+    assert cifar10_compare.main(report_argv) == 0
+    assert "made on 2 different machines" in results.read_text()
 
 
 def _non_trainable(model):

@@ -235,6 +235,18 @@ def write_report(out_dir, markdown_path=None):
     return written
 
 
+def _machines_note(runs):
+    """A warning when s/epoch mixes machines: their speeds differ more than the arms' do."""
+    machines = {run["machine"] for run in runs}
+    if len(machines) < 2:
+        return ""
+    return (
+        f" The runs were made on {len(machines)} different machines (see Runs below), so "
+        "s/epoch compares the machines as much as the arms; the training-step benchmark "
+        "(`benchmarks/bench_cifar_model.py`) compares the arms on one machine."
+    )
+
+
 def _preface(path):
     """The hand-written text above PREFACE_END in `path`, kept when the report is rewritten."""
     if not path.exists():
@@ -276,7 +288,7 @@ def _markdown(rows, runs, out_dir, relative_to):
         "Parameters are the trainable ones; multiply-adds count convolutions and the dense "
         "layer for one image. s/epoch is the median over epochs (training plus evaluation on "
         "the test set). Dead fraction and sparsity are at the last epoch, over all activation "
-        "layers, on 512 training images (`keras_relu.diagnostics`).",
+        "layers, on 512 training images (`keras_relu.diagnostics`)." + _machines_note(runs),
         "",
         "## Against published comparisons",
         "",
