@@ -193,6 +193,10 @@ def test_published_claims_get_gaps_paired_by_seed_and_ties_within_the_spread():
         for seed, accuracy in enumerate(pair)
         if accuracy is not None
     ]
+    # Every published claim names arms the example trains (a typo would read "not run yet").
+    assert {a for _, tiers in report.PUBLISHED for tier in tiers for a in tier} <= set(
+        model_lib.ARMS
+    )
     lines = report.compare_with_published(report.summarize_runs(runs))
     verdicts = {line.split(" | ")[0].lstrip("| "): line for line in lines}
 

@@ -42,6 +42,11 @@ PUBLISHED = (
             ("selu",),
         ),
     ),
+    (
+        "Shang et al. 2016 (arXiv 1603.05201), abstract: CReLU improves CIFAR-10/100 and "
+        "ImageNet accuracy over ReLU, with fewer trainable parameters",
+        (("crelu", "crelu_half"), ("relu",)),
+    ),
 )
 COLUMNS = (
     "arm",
