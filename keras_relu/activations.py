@@ -375,6 +375,12 @@ def gelu(x, approximate=False):
         # export traces) the erf form is used: one more op, fused by XLA, still TFLite's
         # GELU, ONNX's Erf. Eagerly, one op more is a pass more: tf.nn.gelu.
         return ops.multiply(ops.multiply(0.5, x), ops.add(1.0, ops.erf(x / math.sqrt(2.0))))
+    if keras.config.backend() == "torch":
+        # torch 2.13's CPU kernel gives gelu(3e38) = inf in float32 and gelu(-inf) = NaN on
+        # some machines. Past |x| = 39, gelu is x or 0 even in float64, so the kernel only
+        # sees [-39, 39] (clipped, so no NaN gradient leaks through the where).
+        clipped = ops.gelu(ops.clip(x, -39.0, 39.0), approximate=approximate)
+        return ops.where(x > 39.0, x, clipped)
     return ops.gelu(x, approximate=approximate)
 
 
