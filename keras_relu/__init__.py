@@ -30,4 +30,4 @@ from keras_relu.registry import variant as variant
 
 __version__ = "0.1.0"
 
-_keras_integration.install(registry.stateless_functions())
+_keras_integration.install(registry.stateless_functions(), activations.crelu, layers.CReLU)

@@ -11,14 +11,17 @@ later with a wrong model:
    table `keras.src.activations.ALL_OBJECTS_DICT`, so our stateless functions
    whose names Keras lacks (today only "crelu") are added to it. Keras's own
    names keep meaning Keras's functions.
-3. Shapes under `activation="crelu"`: CReLU doubles the last axis, but Dense,
+3. Shapes under `activation="crelu"`: CReLU doubles an axis, but Dense,
    EinsumDense, the convolutions and Activation declare their output width from
-   `units`/`filters`/the input. Their `compute_output_shape` is wrapped to double
-   the last axis when their activation is `crelu`, so the declared shape, the
-   summary, the runtime shape and the next layer agree. Layers where a doubled
-   width cannot work (recurrent cells, whose state has `units` width) and
-   channels-first convolutions (CReLU would double width, not channels) reject
-   `crelu` at construction with an error naming `keras_relu.layers.CReLU`.
+   `units`/`filters`/the input. Their `compute_output_shape` is wrapped so that with
+   the `crelu` function (string or function) the last axis doubles, and with a
+   `keras_relu.layers.CReLU` instance the CReLU layer's own shape applies: the
+   declared shape, the summary, the runtime shape and the next layer agree.
+   Every other layer (recurrent cells, whose state has `units` width, keras-hub's
+   blocks, users' layers) cannot know its width changed, so `Layer.__setattr__` is
+   wrapped to refuse the `crelu` function as any `*activation` attribute of such a
+   layer, at construction, with an error naming `keras_relu.layers.CReLU`. Channels-
+   first convolutions refuse it too (it would double the width, not the channels).
 4. `tensorflow_uniform`: `keras.random.uniform` with TensorFlow's Philox algorithm
    named (Keras leaves it on "auto_select", slow under XLA on CPU); it reuses Keras's
    private seed handling so that a `SeedGenerator` advances as Keras's would.
@@ -30,9 +33,7 @@ import inspect
 
 import keras
 
-from keras_relu import activations
-
-# Layers whose output's last axis is what `activation` sees: (module, class).
+# Layers that declare the doubled width CReLU gives them: (module, class).
 _SHAPE_LAYERS = (
     ("keras.src.layers.core.dense", "Dense"),
     ("keras.src.layers.core.einsum_dense", "EinsumDense"),
@@ -42,15 +43,21 @@ _SHAPE_LAYERS = (
     ("keras.src.layers.convolutional.base_separable_conv", "BaseSeparableConv"),
     ("keras.src.layers.activations.activation", "Activation"),
 )
-# Layers that take an activation but cannot change their output width.
+# Layers whose refusal gives a specific reason; every other layer gets the general one.
 _FIXED_WIDTH_LAYERS = (
     ("keras.src.layers.rnn.simple_rnn", "SimpleRNNCell"),
     ("keras.src.layers.rnn.lstm", "LSTMCell"),
     ("keras.src.layers.rnn.gru", "GRUCell"),
     ("keras.src.layers.rnn.conv_lstm", "ConvLSTMCell"),
 )
-_ACTIVATION_ATTRIBUTES = ("activation", "recurrent_activation")
 _PATCHED = "_keras_relu_patched"
+
+# Set by `install`: the CReLU function and layer class (this module imports neither, so
+# that `activations` and `layers` can import it: the package's lowest layer).
+_crelu_function = None
+_crelu_layer = None
+_shape_classes = ()
+_fixed_width_classes = ()
 
 
 class KerasIntegrationError(ImportError):
@@ -110,29 +117,64 @@ def _load_class(module_name, class_name):
 def _crelu_misuse(layer, reason):
     return ValueError(
         f"{type(layer).__name__} cannot take activation='crelu': {reason}. CReLU "
-        "doubles its input's channel axis; add a `keras_relu.layers.CReLU(axis=...)` "
-        "layer after this one instead."
+        "doubles its input's channel axis: put a `keras_relu.layers.CReLU(axis=...)` "
+        "layer where what follows expects the doubled width."
     )
 
 
-def _check_crelu_use(layer, fixed_width):
-    for attribute in _ACTIVATION_ATTRIBUTES:
-        if getattr(layer, attribute, None) is activations.crelu:
-            if fixed_width:
-                raise _crelu_misuse(layer, "its output and state width is fixed by `units`")
-            if getattr(layer, "data_format", "channels_last") == "channels_first":
-                raise _crelu_misuse(
-                    layer, "with data_format='channels_first' it would double the last spatial axis"
-                )
+def _check_activation_attribute(layer, name, value):
+    """Refuses CReLU where the doubled width would not be declared.
+
+    The crelu function (what `activation="crelu"` resolves to) is refused by every layer
+    but the shape layers. A `CReLU` layer instance is refused only by recurrent cells: in
+    a user's own layer, `self.activation = CReLU()` may be a sublayer used knowingly.
+    """
+    if not name.endswith("activation"):
+        return
+    is_function = value is _crelu_function
+    if not (is_function or isinstance(value, _crelu_layer)):
+        return
+    if isinstance(layer, _fixed_width_classes):
+        raise _crelu_misuse(layer, "its output and state width is fixed by `units`")
+    if is_function and not isinstance(layer, _shape_classes):
+        raise _crelu_misuse(
+            layer,
+            "it sizes what follows its activation itself, so the doubled width would "
+            "only show as a shape error when it is called (only Dense, EinsumDense, the "
+            "convolutions and Activation declare it)",
+        )
 
 
-def _wrap_init(cls, fixed_width):
+def _wrap_setattr():
+    layer_class = keras.layers.Layer
+    if getattr(layer_class.__setattr__, _PATCHED, False):
+        return
+    if "__setattr__" not in vars(layer_class):
+        _fail("keras.layers.Layer no longer defines __setattr__")
+    original = layer_class.__setattr__
+
+    @functools.wraps(original)
+    def __setattr__(self, name, value):
+        _check_activation_attribute(self, name, value)
+        original(self, name, value)
+
+    setattr(__setattr__, _PATCHED, True)
+    layer_class.__setattr__ = __setattr__
+
+
+def _wrap_init(cls):
+    """Channels-first convolutions: CReLU would double the width, not the channels."""
     original = cls.__init__
 
     @functools.wraps(original)
     def __init__(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        _check_crelu_use(self, fixed_width)
+        if getattr(self, "activation", None) is _crelu_function and (
+            getattr(self, "data_format", "channels_last") == "channels_first"
+        ):
+            raise _crelu_misuse(
+                self, "with data_format='channels_first' it would double the last spatial axis"
+            )
 
     # Keras's Operation.__new__ reads the argspec, which ignores __wrapped__.
     __init__.__signature__ = inspect.signature(original)
@@ -148,7 +190,10 @@ def _wrap_compute_output_shape(cls):
     @functools.wraps(original)
     def compute_output_shape(self, *args, **kwargs):
         shape = original(self, *args, **kwargs)
-        if getattr(self, "activation", None) is not activations.crelu:
+        activation = getattr(self, "activation", None)
+        if isinstance(activation, _crelu_layer):  # Its own axis, checked against the rank.
+            return activation.compute_output_shape(shape)
+        if activation is not _crelu_function:
             return shape
         channels = shape[-1]
         return (*shape[:-1], None if channels is None else 2 * channels)
@@ -170,15 +215,23 @@ def _register_activation_names(functions_by_name):
             _fail("keras.activations.get no longer reads ALL_OBJECTS_DICT")
 
 
-def install(functions_by_name):
-    """Makes `activation=<name>` work for each name Keras lacks. Idempotent."""
+def install(functions_by_name, crelu_function, crelu_layer):
+    """Makes `activation=<name>` work for each name Keras lacks, and CReLU's shapes
+    declared or refused (see the module docstring). Idempotent.
+
+    Args:
+        functions_by_name: `{name: function}` of the stateless activations.
+        crelu_function: `keras_relu.activations.crelu`.
+        crelu_layer: `keras_relu.layers.CReLU`.
+    """
+    global _crelu_function, _crelu_layer, _shape_classes, _fixed_width_classes
+    _crelu_function, _crelu_layer = crelu_function, crelu_layer
     _register_activation_names(functions_by_name)
     _check_tensorflow_uniform()
-    for module_name, class_name in _SHAPE_LAYERS + _FIXED_WIDTH_LAYERS:
-        cls = _load_class(module_name, class_name)
-        if getattr(cls.__init__, _PATCHED, False):
-            continue
-        fixed_width = (module_name, class_name) in _FIXED_WIDTH_LAYERS
-        _wrap_init(cls, fixed_width)
-        if not fixed_width:
+    _shape_classes = tuple(_load_class(*where) for where in _SHAPE_LAYERS)
+    _fixed_width_classes = tuple(_load_class(*where) for where in _FIXED_WIDTH_LAYERS)
+    for cls in _shape_classes:
+        if not getattr(cls.__init__, _PATCHED, False):
+            _wrap_init(cls)
             _wrap_compute_output_shape(cls)
+    _wrap_setattr()

@@ -30,11 +30,73 @@ RRELU_LOWER = 1.0 / 8.0
 RRELU_UPPER = 1.0 / 3.0
 
 _register = keras.saving.register_keras_serializable(package="keras_relu")
+_FUNCTIONS = {}  # name -> undecorated function, for `ActivationCall`.
 
 
-def _eager_tensorflow(x):
-    """True for an eager TensorFlow tensor; False when traced (tf.function, XLA, export)."""
-    return keras.config.backend() == "tensorflow" and hasattr(x, "numpy")
+def _activation(function):
+    """Registers `function` for serialization and lets it take symbolic inputs.
+
+    On a `KerasTensor` (the functional API) the call becomes one `ActivationCall` node,
+    as `keras.ops` functions become `Operation` nodes; the function itself runs on real
+    tensors only (its backend branches and custom gradients need them).
+    """
+    _FUNCTIONS[function.__name__] = function
+
+    @functools.wraps(function)
+    def activation(*args, **kwargs):
+        if any(isinstance(arg, keras.KerasTensor) for arg in (*args, *kwargs.values())):
+            return ActivationCall(function.__name__, kwargs)(*args)
+        return function(*args, **kwargs)
+
+    return _register(activation)
+
+
+@_register
+class ActivationCall(keras.Operation):
+    """A call of a `keras_relu.activations` function as a node of a functional model.
+
+    Made by the functions themselves when given a `KerasTensor`; it saves as the
+    function's name and keyword arguments, and loads only names of this module.
+
+    Args:
+        function: The function's name, e.g. "crelu".
+        arguments: Its keyword arguments, e.g. `{"axis": 1}`. Default: None.
+        name: The node's name. Default: the function's name.
+    """
+
+    def __init__(self, function, arguments=None, name=None):
+        if function not in _FUNCTIONS:
+            raise ValueError(
+                f"`function` must be one of {sorted(_FUNCTIONS)}. Received: function={function!r}"
+            )
+        super().__init__(name=name or function)
+        self.function = function
+        self.arguments = dict(arguments or {})
+
+    def call(self, *args):
+        return _FUNCTIONS[self.function](*args, **self.arguments)
+
+    def get_config(self):
+        return {"name": self.name, "function": self.function, "arguments": self.arguments}
+
+    @classmethod
+    def from_config(cls, config):
+        # Keras's from_config turns every constructor error into a TypeError; a config
+        # is data, so an unknown function stays a ValueError naming it.
+        return cls(**config)
+
+
+def _eager_tensorflow():
+    """True when TensorFlow runs eagerly; False inside tf.function, XLA or export tracing.
+
+    Decided by the execution context, not by the input: a tensor made outside a
+    tf.function is still an EagerTensor when the function's graph captures it.
+    """
+    if keras.config.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return tf.executing_eagerly()
 
 
 def _as_tensor(x, function_name, allow_integers=False):
@@ -51,7 +113,7 @@ def _as_tensor(x, function_name, allow_integers=False):
     )
 
 
-@_register
+@_activation
 def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
     """Rectified linear unit, with the options of `keras.activations.relu`.
 
@@ -102,7 +164,7 @@ def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
     return ops.minimum(y, max_value)
 
 
-@_register
+@_activation
 def leaky_relu(x, negative_slope=0.01):
     """Leaky ReLU (Maas et al. 2013): `x if x > 0 else negative_slope * x`.
 
@@ -128,19 +190,14 @@ def _negative_slope_where(x, slope):
     return ops.where(x > 0, x, ops.multiply(slope, x))
 
 
-def _call_jitted_on_jax(function, *args, static_argnames=(), eager_only=False, **kwargs):
+def _call_jitted_on_jax(function, *args, static_argnames=(), **kwargs):
     """`function(*args, **kwargs)`; on JAX through a cached `jax.jit` of it.
 
     Eager JAX dispatches each op on its own and a jitted function once, as `jax.nn`'s
-    functions are; inside an outer jit the inner one is inlined. `eager_only` keeps traced
-    calls (jit, autodiff, Keras's symbolic shapes) on the plain function: a custom gradient
-    inside a nested jit cannot close over the outer trace's values.
+    functions are; inside an outer jit the inner one is inlined.
     """
     if keras.config.backend() == "jax":
-        import jax
-
-        if not (eager_only and any(isinstance(arg, jax.core.Tracer) for arg in args)):
-            return _jax_jit(function, static_argnames)(*args, **kwargs)
+        return _jax_jit(function, static_argnames)(*args, **kwargs)
     return function(*args, **kwargs)
 
 
@@ -152,7 +209,7 @@ def _jax_jit(function, static_argnames):
     return jax.jit(function, static_argnames=static_argnames)
 
 
-@_register
+@_activation
 def prelu(x, alpha):
     """Parametric ReLU (He et al. 2015): `x if x > 0 else alpha * x`.
 
@@ -167,7 +224,7 @@ def prelu(x, alpha):
     x = _as_tensor(x, "prelu")
     alpha = ops.cast(alpha, x.dtype)
     if keras.config.backend() == "tensorflow":
-        if not _eager_tensorflow(x):
+        if not _eager_tensorflow():
             return _prelu_traced_tensorflow(x, alpha)
         # Eager: each op is a pass over x. For alpha <= 1/2 (negative included),
         # max(alpha*x, x) is prelu in 2 passes instead of 5 (benchmarks/RESULTS.md),
@@ -228,7 +285,7 @@ def check_rrelu_bounds(lower, upper):
     return lower, upper
 
 
-@_register
+@_activation
 def rrelu(x, lower=RRELU_LOWER, upper=RRELU_UPPER, training=False, seed=None):
     """Randomized leaky ReLU (Xu et al. 2015).
 
@@ -261,7 +318,7 @@ def rrelu(x, lower=RRELU_LOWER, upper=RRELU_UPPER, training=False, seed=None):
     return ops.where(x > 0, x, ops.multiply(slopes, x))
 
 
-@_register
+@_activation
 def elu(x, alpha=1.0):
     """Exponential linear unit (Clevert et al. 2015).
 
@@ -276,7 +333,7 @@ def elu(x, alpha=1.0):
     return ops.elu(_as_tensor(x, "elu"), alpha=alpha)
 
 
-@_register
+@_activation
 def selu(x):
     """Scaled ELU (Klambauer et al. 2017): `SELU_SCALE * elu(x, SELU_ALPHA)`.
 
@@ -290,7 +347,7 @@ def selu(x):
     return ops.selu(_as_tensor(x, "selu"))
 
 
-@_register
+@_activation
 def relu6(x):
     """ReLU capped at 6: `min(max(0, x), 6)`; the derivative is 0 at 0 and at 6.
 
@@ -304,7 +361,7 @@ def relu6(x):
     return ops.relu6(x)
 
 
-@_register
+@_activation
 def crelu(x, axis=-1):
     """Concatenated ReLU (Shang et al. 2016): `concat([relu(x), relu(-x)], axis)`.
 
@@ -320,27 +377,43 @@ def crelu(x, axis=-1):
     """
     x = _as_tensor(x, "crelu", allow_integers=True)
     axis = _checks.normalize_axis("axis", axis, len(x.shape))
-    return _call_jitted_on_jax(_crelu, x, axis=axis, static_argnames=("axis",), eager_only=True)
+    if not keras.backend.is_float_dtype(x.dtype):
+        return _crelu_forward(x, axis)
+    backend = keras.config.backend()
+    if backend == "jax":
+        return _call_jitted_on_jax(_jax_crelu(), x, axis=axis, static_argnames=("axis",))
+    if backend == "tensorflow" and not _eager_tensorflow():
+        return _tensorflow_traced_crelu(x, axis)
+    # Eager TensorFlow runs op by op, and there a custom gradient costs more (30%); on
+    # torch Keras's custom gradient is 1.4x slower than autograd's and blocks torch.func.
+    return _crelu_forward(x, axis)
 
 
-def _crelu(x, axis):
-    rank = len(x.shape)
+def _crelu_forward(x, axis):
     # Broadcast x against the signs [+1, -1] on a new axis just before `axis`, then
     # merge that pair into `axis`: the same values and order as a concatenate, but
     # an elementwise op XLA can fuse (a concatenate stops fusion).
+    rank = len(x.shape)
     signs = ops.reshape(ops.convert_to_tensor([1, -1], dtype=x.dtype), (2,) + (1,) * (rank - axis))
     shape = ops.shape(x)
     out_shape = tuple(shape[:axis]) + (2 * shape[axis],) + tuple(shape[axis + 1 :])
+    return ops.reshape(ops.relu(ops.multiply(ops.expand_dims(x, axis), signs)), out_shape)
 
-    def forward(x):
-        return ops.reshape(ops.relu(ops.multiply(ops.expand_dims(x, axis), signs)), out_shape)
 
-    # The automatic gradient of the broadcast is a reduction over the pair axis, which
-    # XLA leaves unfused (3-5x ReLU's fwd+bwd time); the one below is a single select.
-    # Eager TensorFlow runs op by op anyway, and there the wrapper costs more (30%).
-    if not keras.backend.is_float_dtype(x.dtype) or _eager_tensorflow(x):
-        return forward(x)
+def _crelu_tangent(x, tangent, axis):
+    """CReLU's derivative applied to `tangent`: selects and a concatenate, no reduction.
 
+    The automatic gradient of the broadcast in `_crelu_forward` is a reduction over the
+    pair axis, which XLA leaves unfused (3-5x ReLU's fwd+bwd time); the transpose of this
+    is two slices and two selects.
+    """
+    zero = ops.zeros_like(tangent)
+    positive = ops.where(x > 0, tangent, zero)
+    negative = ops.where(x < 0, ops.negative(tangent), zero)
+    return ops.concatenate([positive, negative], axis=axis)
+
+
+def _tensorflow_traced_crelu(x, axis):
     @ops.custom_gradient
     def crelu_with_gradient(x):
         def grad(*args, upstream=None):
@@ -349,12 +422,36 @@ def _crelu(x, axis):
             zero = ops.zeros_like(positive)
             return ops.where(x > 0, positive, ops.where(x < 0, ops.negative(negative), zero))
 
-        return forward(x), grad
+        return _crelu_forward(x, axis), grad
 
     return crelu_with_gradient(x)
 
 
-@_register
+@functools.cache
+def _jax_crelu():
+    """CReLU with a `jax.custom_jvp`: forward and reverse mode, vmap and export all work.
+
+    JAX derives the reverse-mode gradient by transposing the JVP, so one rule serves both;
+    a custom VJP (what `ops.custom_gradient` makes) would take `jax.jvp` away.
+    """
+    import jax
+
+    @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+    def crelu(x, axis):
+        return _crelu_forward(x, axis)
+
+    @crelu.defjvp
+    def crelu_jvp(axis, primals, tangents):
+        (x,), (tangent,) = primals, tangents
+        return _crelu_forward(x, axis), _crelu_tangent(x, tangent, axis)
+
+    def crelu_with_axis(x, axis):  # jax.jit passes `axis` by keyword.
+        return crelu(x, axis)
+
+    return crelu_with_axis
+
+
+@_activation
 def gelu(x, approximate=False):
     """Gaussian error linear unit (Hendrycks and Gimpel 2016): `x * Phi(x)`.
 
@@ -369,7 +466,7 @@ def gelu(x, approximate=False):
     _checks.check_bool("approximate", approximate)
     x = _as_tensor(x, "gelu")
     # (float64 is left to tf.nn.gelu: TF's float64 erf is NaN beyond |x| ~ 1e154.)
-    traced_tensorflow = keras.config.backend() == "tensorflow" and not _eager_tensorflow(x)
+    traced_tensorflow = keras.config.backend() == "tensorflow" and not _eager_tensorflow()
     if not approximate and traced_tensorflow and x.dtype != "float64":
         # tf.nn.gelu writes Phi with erfc, which tf2onnx cannot convert; in graphs (which
         # export traces) the erf form is used: one more op, fused by XLA, still TFLite's
@@ -384,7 +481,7 @@ def gelu(x, approximate=False):
     return ops.gelu(x, approximate=approximate)
 
 
-@_register
+@_activation
 def swish(x, beta=1.0):
     """Swish (Ramachandran et al. 2017): `x * sigmoid(beta * x)`; SiLU when beta = 1.
 

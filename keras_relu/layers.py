@@ -414,6 +414,17 @@ class CReLU(_ActivationLayer):
         axis = _checks.normalize_axis("axis", self.axis, len(inputs.shape), allow_batch_axis=False)
         return activations.crelu(inputs, axis=axis)
 
+    def compute_mask(self, inputs, mask=None):
+        # A mask covers the leading axes (a sequence's is (batch, time)). Doubling one of
+        # them doubles the mask there, as `keras.layers.Concatenate` does; doubling the
+        # channels leaves it as it is.
+        if mask is None:
+            return None
+        axis = _checks.normalize_axis("axis", self.axis, len(inputs.shape), allow_batch_axis=False)
+        if axis >= len(mask.shape):
+            return mask
+        return keras.ops.concatenate([mask, mask], axis=axis)
+
     def compute_output_shape(self, input_shape):
         axis = _checks.normalize_axis("axis", self.axis, len(input_shape), allow_batch_axis=False)
         output_shape = list(input_shape)

@@ -17,7 +17,9 @@ def test_crelu_resolves_and_keras_names_keep_keras_functions():
 
 def test_install_is_idempotent():
     before = keras.layers.Dense.compute_output_shape
-    _keras_integration.install({"crelu": keras_relu.activations.crelu})
+    _keras_integration.install(
+        {"crelu": keras_relu.activations.crelu}, keras_relu.activations.crelu, keras_relu.CReLU
+    )
     assert keras.layers.Dense.compute_output_shape is before
 
 
@@ -26,7 +28,9 @@ def test_install_fails_loudly_when_keras_moves_its_table(monkeypatch):
 
     monkeypatch.delattr(keras_activations, "ALL_OBJECTS_DICT")
     with pytest.raises(_keras_integration.KerasIntegrationError, match="ALL_OBJECTS_DICT"):
-        _keras_integration.install({"crelu": keras_relu.activations.crelu})
+        _keras_integration.install(
+        {"crelu": keras_relu.activations.crelu}, keras_relu.activations.crelu, keras_relu.CReLU
+    )
 
 
 def _assert_shapes_agree(model, layer, x, channels):
