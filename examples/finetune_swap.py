@@ -155,7 +155,7 @@ def report(out_dir):
         "on all 10,000 test images, before and after.",
         "",
         "| arm | seeds | before | after (each seed) | after, mean | change, mean "
-        "| PReLU mean abs(alpha) |",
+        "| PReLU's mean abs(alpha) after |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for arm, arm_runs in by_arm.items():
