@@ -207,9 +207,10 @@ class _Swapper:
         if not isinstance(layer, keras.layers.Layer):  # A keras.ops call in the graph.
             computes = self._seen(_keras_integration.activation_op_name(layer))
             if computes in self.old:
-                return self._activation_layer(None, layer.name)
+                return self._activation_layer(layer, layer.name)
             return self._from_config(layer, where)
         if self._seen(layer_function_name(layer)) in self.old:
+            self.replaced.append(layer)
             return self._activation_layer(layer, layer.name)
         for attribute in _ACTIVATION_ATTRIBUTES:
             function = getattr(layer, attribute, None)
@@ -268,18 +269,12 @@ class _Swapper:
             self.pairs.append((layer, clone, where))
         return clone
 
-    def _activation_layer(self, replaced, name):
-        # The replaced layer's dtype policy and trainable flag; a keras.ops call has neither.
-        settings = (
-            {}
-            if replaced is None
-            else {
-                "dtype": replaced.dtype_policy,
-                "trainable": replaced.trainable,
-            }
-        )
-        if replaced is not None and layer_function_name(replaced) is not None:
-            self.replaced.append(replaced)
+    def _activation_layer(self, place, name):
+        """A new layer for `place`, with its dtype policy and trainable flag (a keras.ops
+        call in the graph has neither)."""
+        settings = {}
+        if isinstance(place, keras.layers.Layer):
+            settings = {"dtype": place.dtype_policy, "trainable": place.trainable}
         layer = registry.get(self.new, **{**settings, **self.kwargs}, name=name)
         self.added.append(layer)
         return layer
