@@ -19,6 +19,10 @@ def _x(shape=SHAPE, batch=2, seed=0):
     return np.random.default_rng(seed).normal(size=(batch, *shape)).astype("float32")
 
 
+def _run(model, x):
+    return ops.convert_to_numpy(model(x))
+
+
 def _weights(model):
     """A multiset of (path, value bytes): what copying must preserve."""
     return collections.Counter((w.path, ops.convert_to_numpy(w).tobytes()) for w in model.weights)
@@ -63,7 +67,7 @@ def test_resnet50_starts_from_the_same_function():
     _assert_copied(resnet50, swapped)
     assert _weights(resnet50) == before
     x = _x()
-    np.testing.assert_allclose(swapped(x), resnet50(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_run(swapped, x), _run(resnet50, x), rtol=1e-5, atol=1e-5)
 
 
 def test_mobilenetv2_relu6_layers():
@@ -118,7 +122,7 @@ def test_keras_hub_backbone():
     assert _count(swapped, _is(keras_relu.PReLU)) == 5
     _assert_copied(backbone, swapped)
     x = _x((16, 16, 3))
-    np.testing.assert_allclose(swapped(x), backbone(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_run(swapped, x), _run(backbone, x), rtol=1e-5, atol=1e-5)
 
 
 def test_keras_hub_transformer_block_is_refused():
@@ -154,7 +158,7 @@ def test_nested_models_shared_layers_and_ops():
     model = _nested_model()
     swapped = keras_relu.swap_activations(model, "relu", "prelu", alpha_initializer=0.0)
     x = _x((6,), batch=4)
-    np.testing.assert_allclose(swapped(x), model(x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(_run(swapped, x), _run(model, x), rtol=1e-6, atol=1e-6)
     prelus = [w for w in swapped.weights if w.path.endswith("alpha")]
     # Dense and ReLU in the Sequential, Activation in the Functional, the shared Dense's one
     # PReLU (shared as the Dense is), the keras.ops.relu call.
@@ -191,7 +195,7 @@ def test_sequential_model_stays_sequential():
         "Dense",
     ]
     x = _x((8, 8, 3))
-    np.testing.assert_allclose(swapped(x), model(x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(_run(swapped, x), _run(model, x), rtol=1e-6, atol=1e-6)
 
 
 # One place of each kind, and the name it computes.
