@@ -4,6 +4,7 @@
 >>> keras_relu.PReLU()                       # a layer, by class
 >>> keras_relu.get("rrelu", seed=0)          # a layer, by name
 >>> keras.layers.Dense(64, activation="crelu")  # a string, declares 128 outputs
+>>> keras_relu.swap_activations(model, "relu", "prelu")  # into a model you have
 """
 
 from keras_relu import _keras_integration
@@ -11,6 +12,7 @@ from keras_relu import activations as activations
 from keras_relu import layers as layers
 from keras_relu import onnx as onnx
 from keras_relu import registry
+from keras_relu import swap as swap
 from keras_relu.layers import ELU as ELU
 from keras_relu.layers import GELU as GELU
 from keras_relu.layers import SELU as SELU
@@ -27,6 +29,7 @@ from keras_relu.registry import Variant as Variant
 from keras_relu.registry import get as get
 from keras_relu.registry import names as names
 from keras_relu.registry import variant as variant
+from keras_relu.swap import swap_activations as swap_activations
 
 __version__ = "0.1.0"
 

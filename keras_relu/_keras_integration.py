@@ -1,6 +1,6 @@
 """The one module that touches Keras internals (tested against Keras 3.15).
 
-Keras 3 has no public way to do these four things, so they are done here and
+Keras 3 has no public way to do these five things, so they are done here and
 nowhere else, each checked when it is installed so that a Keras release that
 changes what they rely on fails at `import keras_relu` with a message, not
 later with a wrong model:
@@ -25,6 +25,12 @@ later with a wrong model:
 4. `tensorflow_uniform`: `keras.random.uniform` with TensorFlow's Philox algorithm
    named (Keras leaves it on "auto_select", slow under XLA on CPU); it reuses Keras's
    private seed handling so that a `SeedGenerator` advances as Keras's would.
+5. `is_functional`, `sublayers` and `activation_op_name`, for
+   `keras_relu.swap_activations`: whether a model has a graph of layer calls to
+   rebuild (a Functional model, subclasses such as keras-hub's backbones
+   included), every layer nested inside a layer (to find activations a subclassed
+   layer would rebuild from its config), and which activation a `keras.ops` call
+   in a functional graph (`x = keras.ops.relu(x)`) computes.
 """
 
 import functools
@@ -95,6 +101,48 @@ def tensorflow_uniform(shape, minval, maxval, dtype, seed):
         dtype=dtype,
         alg="philox",
     )
+
+
+def is_functional(model):
+    """Whether `model` is a Functional model: a graph of layer calls on `keras.Input`s."""
+    return isinstance(model, _load_class("keras.src.models.functional", "Functional"))
+
+
+def sublayers(layer):
+    """Every layer tracked inside `layer`, recursively, `layer` itself excluded."""
+    return list(layer._flatten_layers(include_self=False, recursive=True))
+
+
+# The operations `keras.ops.relu(x)` and its kind leave in a functional graph, by
+# the registry name of what they compute.
+_ACTIVATION_OPS = {
+    "Relu": "relu",
+    "Relu6": "relu6",
+    "Silu": "swish",
+    "Gelu": "gelu",
+    "Elu": "elu",
+    "Selu": "selu",
+    "LeakyRelu": "leaky_relu",
+    "Sigmoid": "sigmoid",
+    "Softmax": "softmax",
+}
+
+
+def activation_op_name(operation):
+    """The name of the activation a graph operation computes, or None."""
+    for class_name, name in _ACTIVATION_OPS.items():
+        if type(operation) is _load_class("keras.src.ops.nn", class_name):
+            return name
+    return None
+
+
+def _check_model_introspection():
+    if not isinstance(_load_class("keras.src.models.functional", "Functional"), type):
+        _fail("keras.src.models.functional.Functional is not a class")
+    for class_name in _ACTIVATION_OPS:
+        _load_class("keras.src.ops.nn", class_name)
+    if not callable(getattr(keras.layers.Layer, "_flatten_layers", None)):
+        _fail("Layer._flatten_layers is gone")
 
 
 def _check_tensorflow_uniform():
@@ -228,6 +276,7 @@ def install(functions_by_name, crelu_function, crelu_layer):
     _crelu_function, _crelu_layer = crelu_function, crelu_layer
     _register_activation_names(functions_by_name)
     _check_tensorflow_uniform()
+    _check_model_introspection()
     _shape_classes = tuple(_load_class(*where) for where in _SHAPE_LAYERS)
     _fixed_width_classes = tuple(_load_class(*where) for where in _FIXED_WIDTH_LAYERS)
     for cls in _shape_classes:

@@ -29,8 +29,8 @@ def test_install_fails_loudly_when_keras_moves_its_table(monkeypatch):
     monkeypatch.delattr(keras_activations, "ALL_OBJECTS_DICT")
     with pytest.raises(_keras_integration.KerasIntegrationError, match="ALL_OBJECTS_DICT"):
         _keras_integration.install(
-        {"crelu": keras_relu.activations.crelu}, keras_relu.activations.crelu, keras_relu.CReLU
-    )
+            {"crelu": keras_relu.activations.crelu}, keras_relu.activations.crelu, keras_relu.CReLU
+        )
 
 
 def _assert_shapes_agree(model, layer, x, channels):

@@ -16,6 +16,7 @@ LAYERS = [
     "registry",
     "diagnostics",
     "onnx",
+    "swap",
 ]
 
 

@@ -1,0 +1,430 @@
+"""Putting another activation into a model you already have, its weights kept.
+
+`swap_activations` rebuilds a Functional or Sequential model layer by layer from
+the layers' configs (as `keras.models.clone_model` and loading a `.keras` file
+do), replaces every place that computes one of the `old` functions with a new
+layer from `keras_relu.get`, and copies every weight of the original into the
+copy. Places it cannot swap so that the swap survives saving fail with a
+`ValueError` naming them.
+"""
+
+import collections
+
+import keras
+from keras import ops
+
+from keras_relu import _keras_integration
+from keras_relu import activations
+from keras_relu import layers
+from keras_relu import registry
+
+# Layers that apply their `activation` to their output, last: such a layer is
+# rebuilt with activation="linear" and followed by the new activation layer.
+_INLINE_ACTIVATION_LAYERS = (
+    keras.layers.Dense,
+    keras.layers.EinsumDense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+)
+# Where else an activation function can sit in a layer (recurrent cells and
+# layers, custom layers): there it cannot be moved out, so a match is refused.
+_ACTIVATION_ATTRIBUTES = ("activation", "recurrent_activation")
+_FUNCTION_NAMES = {v.function: v.name for v in registry.VARIANTS}
+
+
+def function_name(function):
+    """The registry name of an activation function ("silu" is "swish"), or None.
+
+    Keras's functions are named by their `activation=` string, this package's by
+    the registry; anything else (a lambda, a custom function) has no name.
+    """
+    if not callable(function) or function is keras.activations.linear:
+        return None
+    if function in _FUNCTION_NAMES:
+        return _FUNCTION_NAMES[function]
+    name = getattr(function, "__name__", None)
+    try:
+        if not isinstance(name, str) or keras.activations.get(name) is not function:
+            return None
+    except (ValueError, TypeError):
+        return None
+    return _canonical(name)
+
+
+def _relu_layer_name(layer):
+    # keras.layers.ReLU and ours: ReLU, ReLU6 or Leaky ReLU, depending on arguments.
+    if layer.threshold != 0:
+        return None
+    if layer.negative_slope == 0:
+        return {None: "relu", 6: "relu6"}.get(layer.max_value)
+    return "leaky_relu" if layer.max_value is None else None
+
+
+# What an activation layer computes, by class: a name, or a function of the layer.
+_LAYER_FUNCTIONS = (
+    (keras.layers.Activation, lambda layer: function_name(layer.activation)),
+    (keras.layers.ReLU, _relu_layer_name),
+    (layers.ReLU, _relu_layer_name),
+    (keras.layers.LeakyReLU, "leaky_relu"),
+    (keras.layers.PReLU, "prelu"),
+    (keras.layers.ELU, "elu"),
+    (keras.layers.Softmax, "softmax"),
+    *((v.layer, v.name) for v in registry.VARIANTS if v.layer is not layers.ReLU),
+)
+
+
+def layer_function_name(layer):
+    """The registry name of what an activation layer computes, or None for other layers."""
+    for cls, name in _LAYER_FUNCTIONS:
+        if type(layer) is cls:
+            return name(layer) if callable(name) else name
+    return None
+
+
+def _canonical(name):
+    try:
+        return registry.variant(name).name
+    except ValueError:
+        return name.lower()
+
+
+def _old_name(name):
+    """The registry name of one entry of `old`, or None if it names no activation."""
+    if not isinstance(name, str) or name.lower() == "linear":
+        return None
+    try:
+        return registry.variant(name).name
+    except ValueError:
+        pass
+    try:
+        return function_name(keras.activations.get(name))
+    except (ValueError, TypeError):
+        return None
+
+
+def _old_names(old):
+    names = [old] if isinstance(old, str) else old
+    if not isinstance(names, (list, tuple)) or not names:
+        raise ValueError(
+            f"`old` must be an activation name or a non-empty list of names. Received: old={old!r}"
+        )
+    canonical = {_old_name(name) for name in names}
+    if None in canonical:
+        raise ValueError(
+            "`old` must name activation functions, as `activation=` strings or "
+            f"`keras_relu.names()`. Received: old={old!r}"
+        )
+    if "crelu" in canonical:
+        raise ValueError(
+            "`old` cannot contain 'crelu': CReLU doubles its input's channels, so the layer "
+            f"after it could not keep its weights with another activation. Received: old={old!r}"
+        )
+    return canonical
+
+
+def _check_new(new, kwargs):
+    if not isinstance(new, str):
+        raise ValueError(f"`new` must be a name from `keras_relu.names()`. Received: new={new!r}")
+    if registry.variant(new).name == "crelu":
+        raise ValueError(
+            "`new` cannot be 'crelu': CReLU doubles the channels, so the layer after each "
+            "swapped place could not keep its weights. Build a CReLU model with "
+            "`keras_relu.CReLU` and train it instead. Received: new='crelu'"
+        )
+    if "name" in kwargs:
+        raise ValueError(
+            "Every swapped place gets a layer of its own, named after the place; `name` "
+            f"cannot be given. Received: name={kwargs['name']!r}"
+        )
+    registry.get(new, **kwargs)  # The layers' own ValueError for bad arguments, before any work.
+
+
+def _refusal(where, what, why):
+    return ValueError(f"Cannot swap the activation at {where}: {what}. {why}")
+
+
+_NESTED_WHY = (
+    "A layer that is not a Functional or Sequential model rebuilds its inner layers from "
+    "its own config when a saved model is loaded, so a swap made inside it would be lost "
+    "on saving: pass the activation to that layer's constructor, or leave this one out of "
+    "`old`."
+)
+
+
+_RECURRENT_WHY = (
+    "A recurrent layer applies it at every step, inside the recurrence, where no layer "
+    "can take its place: build the layer with the activation you want."
+)
+
+
+class _Swapper:
+    """One swap: clones of every layer (shared layers stay shared), the new activation
+    layers, and the (original, clone) pairs whose weights are copied at the end."""
+
+    def __init__(self, old, new, kwargs, taken_names):
+        self.old, self.new, self.kwargs = old, new, kwargs
+        self.taken_names = taken_names
+        self.clones = {}  # id(original layer) -> its clone
+        self.pairs = []  # (original, clone, where): layers rebuilt from their config
+        self.followers = {}  # id(clone) -> the activation layer called on its output
+        self.added = []  # the new activation layers
+        self.replaced = []  # the activation layers they replace (a PReLU's alpha goes with it)
+        self.found = collections.Counter()  # every activation seen, for the no-match error
+
+    def model(self, model, where):
+        if isinstance(model, keras.Sequential):
+            return self._sequential(model, where)
+        # New inputs named as the original's (clone_model would name them after tensors).
+        names = {id(layer.output): layer.name for layer in model.layers if _is_input(layer)}
+        inputs = keras.tree.map_structure(
+            lambda x: keras.Input(
+                batch_shape=x.shape, dtype=x.dtype, sparse=x.sparse, name=names.get(id(x))
+            ),
+            model.input,
+        )
+        return keras.models.clone_model(
+            model,
+            input_tensors=inputs,
+            clone_function=lambda layer: self.clone(layer, where),
+            call_function=self._call,
+        )
+
+    def clone(self, layer, where):
+        if id(layer) not in self.clones:
+            self.clones[id(layer)] = self._clone(layer, f"{where}/{layer.name}")
+        return self.clones[id(layer)]
+
+    def _clone(self, layer, where):
+        if isinstance(layer, keras.Model) and _is_graph_model(layer):
+            return self.model(layer, where)
+        if not isinstance(layer, keras.layers.Layer):  # A keras.ops call in the graph.
+            computes = self._seen(_graph_op_name(layer))
+            if computes in self.old:
+                return self._activation_layer(layer, layer.name)
+            return self._from_config(layer, where)
+        if self._seen(layer_function_name(layer)) in self.old:
+            self.replaced.append(layer)
+            return self._activation_layer(layer, layer.name)
+        for attribute in _ACTIVATION_ATTRIBUTES:
+            function = getattr(layer, attribute, None)
+            inline = self._seen(function_name(function), function)
+            if inline not in self.old:
+                continue
+            if attribute != "activation" or not isinstance(layer, _INLINE_ACTIVATION_LAYERS):
+                recurrent = isinstance(layer, keras.layers.RNN) or attribute != "activation"
+                raise _refusal(
+                    where,
+                    f"{type(layer).__name__} applies {inline!r} as its `{attribute}`",
+                    _RECURRENT_WHY if recurrent else _NESTED_WHY,
+                )
+            clone = self._from_config(layer, where, activation="linear")
+            follower = self._activation_layer(layer, self._free_name(f"{layer.name}_{self.new}"))
+            self.followers[id(clone)] = follower
+            return clone
+        self._refuse_inside(layer, where)
+        return self._from_config(layer, where)
+
+    def _seen(self, name, function=None, inside=""):
+        """Counts what was found, for the error when nothing matches; returns `name`."""
+        if name is None and callable(function) and function is not keras.activations.linear:
+            self.found[f"{getattr(function, '__name__', function)!s} (unknown){inside}"] += 1
+        elif name is not None:
+            self.found[f"{name}{inside}"] += 1
+        return name
+
+    def _refuse_inside(self, layer, where):
+        for inner in _keras_integration.sublayers(layer):
+            inside = f" inside {type(layer).__name__}"
+            names = [self._seen(layer_function_name(inner), inside=inside)]
+            for attribute in _ACTIVATION_ATTRIBUTES:
+                function = getattr(inner, attribute, None)
+                names.append(self._seen(function_name(function), function, inside))
+            for name in names:
+                if name in self.old:
+                    raise _refusal(
+                        where,
+                        f"{type(layer).__name__} computes {name!r} in its inner layer "
+                        f"{inner.name!r} ({type(inner).__name__})",
+                        _NESTED_WHY,
+                    )
+
+    def _from_config(self, layer, where, **changes):
+        config = {**layer.get_config(), **changes}
+        try:
+            clone = type(layer).from_config(config)
+        except Exception as error:
+            raise ValueError(
+                f"Cannot copy {where}: {type(layer).__name__} cannot be rebuilt from its own "
+                f"config ({type(error).__name__}: {error}). swap_activations rebuilds every "
+                "layer from its config, as loading a saved model does."
+            ) from error
+        if isinstance(layer, keras.layers.Layer):
+            self.pairs.append((layer, clone, where))
+        return clone
+
+    def _activation_layer(self, place, name):
+        """A new layer for `place`, with its dtype policy and trainable flag (a keras.ops
+        call in the graph has neither)."""
+        settings = {}
+        if isinstance(place, keras.layers.Layer):
+            settings = {"dtype": place.dtype_policy, "trainable": place.trainable}
+        layer = registry.get(self.new, **{**settings, **self.kwargs}, name=name)
+        self.added.append(layer)
+        return layer
+
+    def _free_name(self, name):
+        candidate, number = name, 1
+        while candidate in self.taken_names:
+            candidate, number = f"{name}_{number}", number + 1
+        self.taken_names.add(candidate)
+        return candidate
+
+    def _call(self, layer, *args, **kwargs):
+        outputs = layer(*args, **kwargs)
+        follower = self.followers.get(id(layer))
+        return outputs if follower is None else follower(outputs)
+
+    def _sequential(self, model, where):
+        new_layers = []
+        if model.built:
+            spec = model.inputs[0]
+            new_layers.append(keras.Input(batch_shape=spec.shape, dtype=spec.dtype, name=spec.name))
+        for layer in model.layers:
+            clone = self.clone(layer, where)
+            new_layers.append(clone)
+            if id(clone) in self.followers:
+                new_layers.append(self.followers[id(clone)])
+        clone = keras.Sequential(new_layers, name=model.name, trainable=model.trainable)
+        if model.compiled:  # As keras.models.clone_model does for Functional models.
+            clone.compile_from_config(model.get_compile_config())
+        return clone
+
+    def copy_weights(self, original, swapped):
+        """Copies every weight by value; fails if one is left out or shared."""
+        copied, targets = set(), set()
+        for layer, clone, where in self.pairs:
+            sources, destinations = layer.weights, clone.weights
+            shapes = [tuple(w.shape) for w in sources]
+            if shapes != [tuple(w.shape) for w in destinations]:
+                raise ValueError(
+                    f"Cannot copy the weights of {where}: its copy, rebuilt from its config, "
+                    f"has weights of shapes {[tuple(w.shape) for w in destinations]}, "
+                    f"the original {shapes}."
+                )
+            for source, destination in zip(sources, destinations, strict=True):
+                destination.assign(ops.convert_to_numpy(source))
+                copied.add(id(source))
+                targets.add(id(destination))
+        copied |= {id(w) for layer in self.replaced for w in layer.weights}
+        missing = [w.path for w in original.weights if id(w) not in copied]
+        added = {id(w) for layer in self.added for w in layer.weights}
+        unexpected = [w.path for w in swapped.weights if id(w) not in targets | added]
+        originals = {id(w) for w in original.weights}
+        shared = [w.path for w in swapped.weights if id(w) in originals]
+        if missing or unexpected or shared:
+            raise ValueError(
+                f"Could not copy {original.name!r} weight for weight: original weights not "
+                f"copied {missing}, new weights with no original {unexpected}, weights shared "
+                f"with the original {shared}."
+            )
+
+
+def _graph_op_name(operation):
+    """What a `keras.ops` call or a `keras_relu.activations` call in a graph computes."""
+    if isinstance(operation, activations.ActivationCall):
+        return _canonical(operation.function)
+    return _keras_integration.activation_op_name(operation)
+
+
+def _is_input(layer):
+    return isinstance(layer, keras.layers.InputLayer)
+
+
+def _is_graph_model(model):
+    return isinstance(model, keras.Sequential) or _keras_integration.is_functional(model)
+
+
+def _layer_names(model):
+    names = set()
+    for layer in model.layers:
+        names.add(layer.name)
+        if isinstance(layer, keras.Model) and _is_graph_model(layer):
+            names |= _layer_names(layer)
+    return names
+
+
+def swap_activations(model, old, new, **kwargs):
+    """Returns a copy of `model` with activation `old` replaced by `new`, weights kept.
+
+    Every place that computes one of the `old` functions gets its own new layer,
+    `keras_relu.get(new, **kwargs)`: a `keras.layers.Activation` with that function,
+    Keras's and this package's activation layers (`keras.layers.ReLU()` is "relu",
+    `keras.layers.ReLU(6.0)` is "relu6", `LeakyReLU`, `ELU`, ...), and the
+    `activation=` of Dense, EinsumDense and convolution layers (rebuilt linear and
+    followed by the new layer). Other activations stay as they are. Nested
+    Functional and Sequential models are entered; shared layers stay shared.
+
+    The copy shares no variable with `model`, which is left unchanged; every weight
+    of `model` is copied into it by value, except those of replaced activation
+    layers (a replaced PReLU's alpha goes with the function it belonged to).
+    Swapped places keep their names (a Dense's new activation is named
+    `<dense name>_<new>`), dtype policy and `trainable` flag. Like
+    `keras.models.clone_model`, a compiled model's copy is compiled from its
+    compile config (with a fresh optimizer).
+
+    Starting from the same function keeps the outputs: `"relu"` to `"prelu"` with
+    `alpha_initializer=0.0`, or to `"leaky_relu"` with `negative_slope=0.0`, gives
+    the original's outputs, so a trained ReLU network can be fine-tuned with a
+    learnable slope from exactly where it is.
+
+    Args:
+        model: A Functional or Sequential `keras.Model`.
+        old: An activation name or a list of names: an `activation=` string
+            ("relu", "relu6", "silu", "gelu", "sigmoid", ...) or a name from
+            `keras_relu.names()` ("prelu", "rrelu"). "silu" and "swish" are one.
+        new: A name from `keras_relu.names()` (aliases accepted), except "crelu".
+        **kwargs: Arguments for the new layers, as `keras_relu.get` takes them.
+
+    Returns:
+        A new, built Functional or Sequential model.
+
+    Raises:
+        ValueError: Bad arguments (before any work); a subclassed model (no graph
+            to rebuild); nothing in `model` computes `old`; a match that cannot be
+            swapped so that it survives saving (inside a subclassed layer, a
+            recurrent activation), named with its path in the model; a layer that
+            cannot be rebuilt from its own config.
+
+    Example:
+    >>> model = keras.applications.ResNet50(weights=None)
+    >>> prelu_model = keras_relu.swap_activations(model, "relu", "prelu", alpha_initializer=0.0)
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"`model` must be a keras.Model. Received: model={model!r}")
+    old_names = _old_names(old)
+    _check_new(new, kwargs)
+    if not _is_graph_model(model):
+        raise ValueError(
+            f"Cannot swap activations in {model.name!r}: {type(model).__name__} is a "
+            "subclassed keras.Model, whose layers are called in Python code with no graph "
+            "to rebuild. Build it with the functional API or keras.Sequential, or pass "
+            "the activation to its constructor."
+        )
+    swapper = _Swapper(old_names, registry.variant(new).name, kwargs, _layer_names(model))
+    swapped = swapper.model(model, model.name)
+    if not swapper.added:
+        seen = ", ".join(f"{name} ({count})" for name, count in sorted(swapper.found.items()))
+        raise ValueError(
+            f"Nothing in {model.name!r} computes {sorted(old_names)}. "
+            f"Activations found: {seen or 'none'}."
+        )
+    swapper.copy_weights(model, swapped)
+    return swapped
