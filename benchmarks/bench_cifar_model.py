@@ -7,9 +7,16 @@ timed round-robin (each repeat times every arm once), so load drifts hit all ali
 
     python benchmarks/bench_cifar_model.py                # every arm, 30 repeats
     python benchmarks/bench_cifar_model.py --arms relu,prelu,gelu --repeats 10
+    python benchmarks/bench_cifar_model.py --repeats 20 --warmup 3 \
+        --json benchmarks/results_cifar_model.json          # README's "Which one" table
+
+`--json` writes the medians, ratios and the run's setting (machine, versions, command)
+for `examples/choose_variant.py`, which builds README's table from it.
 """
 
 import argparse
+import os
+import platform
 import statistics
 import sys
 import time
@@ -21,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 from cifar10 import model as model_lib  # noqa: E402
+from cifar10.train import write_json_atomically  # noqa: E402
 
 
 def compiled_step(arm, batch):
@@ -40,6 +48,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--json", help="Also write the results to this file (atomically).")
     args = parser.parse_args(argv)
     arms = args.arms.split(",")
     if "relu" not in arms:
@@ -70,6 +79,27 @@ def main(argv=None):
         crelu = model_lib.ARMS[arm].variant == "crelu"
         verdict = "(CReLU: not a target)" if crelu else ("yes" if ratio <= 1.05 else "NO")
         print(f"| {arm} | {medians[arm] * 1e3:.1f} | {ratio:.3f} | {verdict} |")
+    if args.json:
+        write_json_atomically(
+            args.json,
+            {
+                "command": " ".join(["python", *sys.argv]),
+                "backend": keras.config.backend(),
+                "keras": keras.__version__,
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                "batch_size": args.batch_size,
+                "repeats": args.repeats,
+                "warmup": args.warmup,
+                "arms": {
+                    arm: {
+                        "median_step_ms": medians[arm] * 1e3,
+                        "x_relu": medians[arm] / medians["relu"],
+                    }
+                    for arm in arms
+                },
+            },
+        )
     return 0
 
 
