@@ -86,3 +86,11 @@ def test_which_one_table_needs_its_markers():
     assert choose_variant.replace_in_readme(marked, "new") == (
         f"{choose_variant.BEGIN}\nnew\n{choose_variant.END}"
     )
+
+
+def test_license_file_holds_the_license_pyproject_names():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'license = "Apache-2.0"' in pyproject and 'license-files = ["LICENSE"]' in pyproject
+    license_text = " ".join((ROOT / "LICENSE").read_text().split())
+    assert license_text.startswith("Apache License Version 2.0, January 2004")
+    assert "END OF TERMS AND CONDITIONS" in license_text
