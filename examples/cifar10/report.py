@@ -51,8 +51,13 @@ PUBLISHED = (
     ),
 )
 # The full comparison: every CIFAR-10 image, 10 epochs, two seeds. Verdicts against the
-# published orderings need all of it; gaps from less are within the noise.
+# published orderings need all of it; gaps from less cannot settle them.
 FULL_PROTOCOL = {"train_images": 50_000, "test_images": 10_000, "epochs": 10}
+_PROTOCOL_NAMES = {
+    "train_images": "training images",
+    "test_images": "test images",
+    "epochs": "epochs",
+}
 SEEDS_FOR_A_VERDICT = 2
 COLUMNS = (
     "arm",
@@ -97,13 +102,6 @@ def smoke_run_reason(runs):
         for key in FULL_PROTOCOL
         if key in short
     )
-
-
-_PROTOCOL_NAMES = {
-    "train_images": "training images",
-    "test_images": "test images",
-    "epochs": "epochs",
-}
 
 
 def summarize_runs(runs):
@@ -330,16 +328,16 @@ def _markdown(rows, runs, out_dir, relative_to):
     if smoke:
         lines += [
             f"**A smoke run**: {smoke}. It shows that every part works and how the arms "
-            "start to learn; its gaps are within the noise, so it gives no verdicts against "
+            "start to learn; on less than the full protocol it gives no verdicts against "
             "published results. The full comparison: `examples/RESULTS.md`.",
             "",
         ]
-    expected = {(arm, seed) for arm in model_lib.ARMS for seed in {r["seed"] for r in runs}}
-    missing = sorted(expected - {(r["arm"], r["seed"]) for r in runs})
     config = runs[0]["config"]
     if smoke:  # A smoke run trains the arms it names; the others are not "to do".
         count = f"{len(runs)} finished runs (arm, seed)."
     else:
+        expected = {(arm, seed) for arm in model_lib.ARMS for seed in {r["seed"] for r in runs}}
+        missing = sorted(expected - {(r["arm"], r["seed"]) for r in runs})
         count = f"{len(runs)} finished runs (arm, seed) of {len(expected)} for the seeds present"
         count += f"; not yet run: {', '.join(f'{a}/{s}' for a, s in missing)}." if missing else "."
     lines += [
