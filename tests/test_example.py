@@ -306,3 +306,20 @@ def test_quick_mode_is_a_readable_smoke_run_without_verdicts(tmp_path):
     assert "None for a smoke run" in markdown
     for verdict in ("agrees", "disagrees", "tie (gap", "needs two seeds", "gelu > relu"):
         assert verdict not in markdown, verdict
+
+
+def test_progress_line_shows_the_overall_figures_only(capsys):
+    logger = train.CompactProgbarLogger()
+    logger.set_params({"verbose": 2, "epochs": 2, "steps": 1})
+    per_layer = {f"{key}/re_lu_{i}": 0.5 for key in ("dead_fraction", "sparsity") for i in range(7)}
+    logs = {"loss": 1.5, "accuracy": 0.25, "val_loss": 1.75, "val_accuracy": 0.375}
+    logs |= {"dead_fraction": 0.125, "sparsity": 0.5, "epoch_seconds": 3.0, **per_layer}
+    for extra in ({}, {"inactive_fraction": 0.0625}):  # DeadUnitMonitor's, where it has it
+        logger.on_epoch_begin(0)
+        logger.on_train_batch_end(0, {"loss": 1.5, "accuracy": 0.25})
+        logger.on_epoch_end(0, {**logs, **extra})
+        header, line = capsys.readouterr().out.splitlines()
+        assert header == "Epoch 1/2"
+        shown = re.findall(r" - (\w+): ", line)
+        assert shown == ["loss", "accuracy", "val_accuracy", "dead_fraction", *extra], line
+        assert len(line) < 160, line
