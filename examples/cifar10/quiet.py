@@ -9,6 +9,7 @@ as the comparison does on purpose.
 """
 
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
@@ -18,13 +19,15 @@ LOG_LEVEL = "3"  # TF_CPP_MIN_LOG_LEVEL: 1 hides INFO, 2 also WARNING, 3 also ER
 
 def silence_tensorflow_logs():
     """Sets `TF_CPP_MIN_LOG_LEVEL` to 3, TensorFlow's Python logger to errors only, and
-    imports Keras with standard error muted.
+    imports Keras, and TensorFlow if installed, with standard error muted.
 
     Call it before anything imports Keras or TensorFlow. Does nothing when the user
     has set `TF_CPP_MIN_LOG_LEVEL` (`TF_CPP_MIN_LOG_LEVEL=0` shows every log again).
     TensorFlow 2.21's libraries log a few lines while they load, before they read that
     variable, so the import itself runs with file descriptor 2 sent to /dev/null; a
-    failing import still raises, and its traceback is printed once stderr is back.
+    failing import still raises, and its traceback is printed once stderr is back. On
+    the JAX and PyTorch backends Keras's data adapters import TensorFlow later when it is
+    installed, so it is imported here too (after Keras: torch must come first).
     """
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         return
@@ -33,7 +36,10 @@ def silence_tensorflow_logs():
     if "keras" in sys.modules:
         return
     with _stderr_muted():
-        import keras  # noqa: F401  (TensorFlow with it, on the TensorFlow backend)
+        import keras  # noqa: F401
+
+        if importlib.util.find_spec("tensorflow") is not None:
+            import tensorflow  # noqa: F401
 
 
 @contextlib.contextmanager
