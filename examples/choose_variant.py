@@ -198,7 +198,8 @@ def notes(runs, step_benchmark):
         f"(`{step_benchmark['command']}`, {step_benchmark['finished']}, "
         f"{step_benchmark['load']}, {step_benchmark['machine'].split(', ')[1]}); on these "
         "shared machines, differences under about 10% are within the noise between runs "
-        "(`benchmarks/RESULTS.md`). Resistance to dying: the dying-ReLU study. Export: the "
+        "(`benchmarks/RESULTS.md`). Resistance to dying: the dying-ReLU study "
+        "(`examples/results/dying_relu/`). Export: the "
         "layer with its defaults, TensorFlow 2.21, TFLite builtins only, tf2onnx at opset "
         "17 (`tests/test_export.py` checks each entry)."
     )
