@@ -9,7 +9,10 @@ what is done.
 import csv
 import hashlib
 import json
+import os
 import pickle
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -206,7 +209,7 @@ def test_published_claims_get_gaps_paired_by_seed_and_ties_within_the_spread():
     )
     assert verdicts["rrelu > relu"].endswith("| -2.50 | -2.00, -3.00 | 0.71 | disagrees |")
     assert verdicts["elu > selu"] == (
-        "| elu > selu | +1.25 | +1.50 | one seed | agrees (provisional) |"
+        "| elu > selu | +1.25 | +1.50 | one seed | none: needs two seeds |"
     )
     assert verdicts["relu6 > relu"] == "| relu6 > relu | | | | not run yet |"
 
@@ -233,3 +236,91 @@ def test_every_arm_builds_with_its_declared_shapes():
             # Every CReLU doubles its channels: the next conv reads twice its filters' width.
             conv = model.get_layer("block1_conv1")
             assert conv.kernel.shape[2] == 2 * int(model_lib.STEM_WIDTH * arm.width_factor)
+
+
+FULL = {"epochs": 10, "batch_size": 128, "train_images": 50_000, "test_images": 10_000}
+
+
+@pytest.mark.parametrize(
+    "changes,reason",
+    [
+        ({}, None),
+        ({"epochs": 5}, "5 of 10 epochs"),
+        (
+            {"train_images": 5000, "test_images": 1000},
+            "5,000 of 50,000 training images, 1,000 of 10,000 test images",
+        ),
+    ],
+)
+def test_fewer_images_or_epochs_than_the_full_protocol_make_a_smoke_run(changes, reason):
+    runs = [{"config": FULL}, {"config": {**FULL, **changes}}]
+    assert report.smoke_run_reason(runs) == reason
+    assert report.smoke_run_reason(runs[:1]) is None
+
+
+C_LOG_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog")  # TensorFlow's C++ logs.
+
+
+def test_quick_mode_is_a_readable_smoke_run_without_verdicts(tmp_path):
+    # As a user runs it: a new process, output to a pipe (a line per epoch), on the
+    # 30-image data set, with two arms and 2 epochs to stay fast.
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        str(EXAMPLES / "cifar10_compare.py"),
+        "--quick",
+        "--variants", "relu,gelu",  # A published claim, "gelu > relu", could get a verdict.
+        "--epochs", "2",
+        "--batch-size", "16",
+        "--data-dir", str(_write_pickles(tmp_path / "data")),
+        "--cache-dir", str(tmp_path / "cache"),
+        "--out", str(out),
+    ]  # fmt: skip
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = (done.stdout + done.stderr).splitlines()
+    assert max(len(line) for line in lines) <= 200, max(lines, key=len)
+    # TensorFlow is installed, so it logs on every backend (JAX's and torch's data adapters use it).
+    assert not [line for line in lines if C_LOG_LINE.search(line)], done.stderr[-3000:]
+
+    arms = ["relu", "gelu"]
+    epoch_lines = [line for line in done.stdout.splitlines() if " - val_accuracy: " in line]
+    assert len(epoch_lines) == 2 * len(arms)  # One line per epoch.
+    for line in epoch_lines:
+        assert " - loss: " in line and " - accuracy: " in line and " - dead_fraction: " in line
+        assert "dead_fraction/" not in line and "sparsity" not in line  # No per-layer ones.
+    assert "A smoke run (30 of 50,000 training images, 10 of 10,000 test images" in done.stdout
+
+    # The per-layer figures are in the CSV log and the JSON, not lost.
+    for arm in arms:
+        with open(out / "logs" / f"{arm}_seed0.csv") as file:
+            header = next(csv.reader(file))
+        layer_keys = [key for key in header if key.startswith("dead_fraction/")]
+        assert len(layer_keys) == 7, header  # The stem and six convolutions.
+        history = json.loads((out / "runs" / f"{arm}_seed0.json").read_text())["history"]
+        assert set(header) - {"epoch"} <= set(history)
+
+    markdown = (out / "results.md").read_text()
+    assert markdown.startswith("# CIFAR-10: the ReLU family compared (smoke run)")
+    assert "**A smoke run**: 30 of 50,000 training images, 10 of 10,000 test images" in markdown
+    assert "None for a smoke run" in markdown
+    for verdict in ("agrees", "disagrees", "tie (gap", "needs two seeds", "gelu > relu"):
+        assert verdict not in markdown, verdict
+
+
+def test_progress_line_shows_the_overall_figures_only(capsys):
+    logger = train.CompactProgbarLogger()
+    logger.set_params({"verbose": 2, "epochs": 2, "steps": 1})
+    per_layer = {f"{key}/re_lu_{i}": 0.5 for key in ("dead_fraction", "sparsity") for i in range(7)}
+    logs = {"loss": 1.5, "accuracy": 0.25, "val_loss": 1.75, "val_accuracy": 0.375}
+    logs |= {"dead_fraction": 0.125, "sparsity": 0.5, "epoch_seconds": 3.0, **per_layer}
+    for extra in ({}, {"inactive_fraction": 0.0625}):  # DeadUnitMonitor's, where it has it
+        logger.on_epoch_begin(0)
+        logger.on_train_batch_end(0, {"loss": 1.5, "accuracy": 0.25})
+        logger.on_epoch_end(0, {**logs, **extra})
+        header, line = capsys.readouterr().out.splitlines()
+        assert header == "Epoch 1/2"
+        shown = re.findall(r" - (\w+): ", line)
+        assert shown == ["loss", "accuracy", "val_accuracy", "dead_fraction", *extra], line
+        assert len(line) < 160, line

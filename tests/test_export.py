@@ -9,6 +9,8 @@ variant reaches TFLite's native kernel where TFLite has one.
 import contextlib
 import io
 import re
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -348,3 +350,30 @@ def test_onnx_every_layer_model_reproduces_keras(tmp_path, path):
     assert "Neg" not in op_types, op_types  # PReLU's relu(-x); CReLU's negation is a Mul.
     x = _inputs()
     np.testing.assert_allclose(_run_onnx(proto, x), _keras_outputs(model, x), rtol=1e-4, atol=1e-5)
+
+
+def test_readme_export_columns_are_the_tested_conversions():
+    # README's "Which one should I use?" table states each variant's TFLite kernel and
+    # ONNX op from examples/choose_variant.py's EXPORTS; they must be what the tests
+    # above convert each default layer to.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from choose_variant import EXPORTS
+
+    def default_layers(cases):
+        return {type(case[1]()): case[2] for case in cases if "-" not in case[0]}
+
+    native, not_native = default_layers(NATIVE), default_layers(NOT_NATIVE)
+    onnx_ops = default_layers(ONNX_LAYERS)
+    assert set(EXPORTS) == set(keras_relu.names())
+    for variant in keras_relu.registry.VARIANTS:
+        export = EXPORTS[variant.name]
+        if export.tflite is None:
+            assert variant.layer in not_native, variant.name
+        else:
+            assert native[variant.layer] == [export.tflite], variant.name
+        if variant.name == "prelu":  # test_onnx_prelu_becomes_native_prelu
+            assert export.onnx == "PRelu" and "fuse_prelu" in export.onnx_note
+        elif export.onnx is None:  # Several ops: the one the test looks for is named.
+            assert f"`{onnx_ops[variant.layer]}`" in export.onnx_note, variant.name
+        else:
+            assert onnx_ops[variant.layer] == export.onnx, variant.name

@@ -1,7 +1,11 @@
-"""README.md stays true: its variants table is the registry's, its commands are CI's."""
+"""README.md stays true: its variants table is the registry's, its "Which one should I use?"
+table is built from the committed results, its commands are CI's."""
 
 import re
+import sys
 from pathlib import Path
+
+import pytest
 
 import keras_relu
 
@@ -23,3 +27,70 @@ def test_ci_runs_the_test_command_the_readme_gives():
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'pip install --quiet --disable-pip-version-check -e ".[test]"' in ci
     assert 'KERAS_BACKEND="$backend" python -m pytest 2>&1' in ci
+
+
+def _choose_variant():
+    sys.path.insert(0, str(ROOT / "examples"))
+    import choose_variant
+
+    return choose_variant
+
+
+def test_which_one_table_is_built_from_the_committed_results():
+    choose_variant = _choose_variant()
+    expected = choose_variant.markdown(*choose_variant.load_measurements())
+    assert choose_variant.generated_part(README) == expected, (
+        "README's 'Which one should I use?' table is stale: "
+        "run `python examples/choose_variant.py --write`"
+    )
+
+
+def test_which_one_table_takes_every_figure_from_its_inputs():
+    choose_variant = _choose_variant()
+    runs, step_benchmark, _ = choose_variant.load_measurements()
+    step = {arm: {"x_relu_paired": 1.0 + index / 100} for index, arm in enumerate(["relu", "gelu"])}
+    resistance = {"leaky_relu": {"summary": "keeps 97% of its units alive"}}
+    relu = [run for run in runs if run["arm"] == "relu"]
+    table = choose_variant.markdown_table(
+        relu + [{**relu[0], "arm": "prelu", "params": 1}], step, resistance
+    )
+    rows = {line.split(" | ")[0].strip("| `"): line.split(" | ") for line in table.splitlines()[2:]}
+    assert len(rows) == len(keras_relu.names())  # One row per variant.
+    # Arms with different seed counts: each cell says its count; one seed has no spread.
+    assert rows["relu"][1:3] == [f"{100 * _mean(relu):.2f} ± {100 * _sd(relu):.2f} (2)", "1.00x"]
+    assert rows["prelu"][1:4] == [
+        f"{100 * relu[0]['test_accuracy']:.2f} (1)",
+        "not measured",
+        f"{1 - relu[0]['params']:+,} (one slope per channel)",
+    ]
+    assert rows["gelu"][1:3] == ["not run", "1.01x"]
+    assert rows["leaky_relu"][4] == "keeps 97% of its units alive"
+    assert rows["relu"][4] == "not measured yet"
+
+
+def _mean(runs):
+    return sum(run["test_accuracy"] for run in runs) / len(runs)
+
+
+def _sd(runs):
+    mean = _mean(runs)
+    return (sum((run["test_accuracy"] - mean) ** 2 for run in runs) / (len(runs) - 1)) ** 0.5
+
+
+def test_which_one_table_needs_its_markers():
+    choose_variant = _choose_variant()
+    text = "# README\n\nno table here\n"
+    with pytest.raises(ValueError, match="lacks the lines"):
+        choose_variant.replace_in_readme(text, "| a table |")
+    marked = f"{choose_variant.BEGIN}\n{choose_variant.END}"
+    assert choose_variant.replace_in_readme(marked, "new") == (
+        f"{choose_variant.BEGIN}\nnew\n{choose_variant.END}"
+    )
+
+
+def test_license_file_holds_the_license_pyproject_names():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'license = "Apache-2.0"' in pyproject and 'license-files = ["LICENSE"]' in pyproject
+    license_text = " ".join((ROOT / "LICENSE").read_text().split())
+    assert license_text.startswith("Apache License Version 2.0, January 2004")
+    assert "END OF TERMS AND CONDITIONS" in license_text

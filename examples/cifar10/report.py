@@ -2,6 +2,8 @@
 
 Writes `results.csv`, `results.md` (the table, the comparison with published
 results and the plots) and `plots/{val_accuracy,dead_fraction,activations}.png`.
+A results folder with a run on fewer images or epochs than `FULL_PROTOCOL` is a
+smoke run: its report says so and gives no verdicts against published results.
 """
 
 import csv
@@ -48,6 +50,15 @@ PUBLISHED = (
         (("crelu", "crelu_half"), ("relu",)),
     ),
 )
+# The full comparison: every CIFAR-10 image, 10 epochs, two seeds. Verdicts against the
+# published orderings need all of it; gaps from less cannot settle them.
+FULL_PROTOCOL = {"train_images": 50_000, "test_images": 10_000, "epochs": 10}
+_PROTOCOL_NAMES = {
+    "train_images": "training images",
+    "test_images": "test images",
+    "epochs": "epochs",
+}
+SEEDS_FOR_A_VERDICT = 2
 COLUMNS = (
     "arm",
     "params",
@@ -66,6 +77,31 @@ def load_run(path):
     """The JSON of one finished (arm, seed), or None if it is not there yet."""
     path = Path(path)
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def load_runs(out_dir):
+    """The JSON of every finished (arm, seed) in the results folder `out_dir`."""
+    return [json.loads(p.read_text()) for p in sorted((Path(out_dir) / "runs").glob("*.json"))]
+
+
+def smoke_run_reason(runs):
+    """Why `runs` are a smoke run (a phrase naming what falls short), or None if none does.
+
+    A run is a smoke run when its configuration has fewer training or test images, or
+    fewer epochs, than `FULL_PROTOCOL`.
+    """
+    short = {}
+    for run in runs:
+        for key, full in FULL_PROTOCOL.items():
+            if run["config"][key] < full:
+                short[key] = min(short.get(key, full), run["config"][key])
+    if not short:
+        return None
+    return ", ".join(
+        f"{short[key]:,} of {FULL_PROTOCOL[key]:,} {_PROTOCOL_NAMES[key]}"
+        for key in FULL_PROTOCOL
+        if key in short
+    )
 
 
 def summarize_runs(runs):
@@ -121,11 +157,10 @@ def _verdict_line(a, b, by_arm):
         return f"| {claim} | | | | not run yet |"
     gap = 100 * (by_arm[a]["test_accuracy_mean"] - by_arm[b]["test_accuracy_mean"])
     paired = ", ".join(f"{g:+.2f}" for g in paired_gaps(by_arm[a], by_arm[b])) or "no common seed"
-    sds = (by_arm[a]["test_accuracy_sd"], by_arm[b]["test_accuracy_sd"])
-    if np.isnan(sds).any():  # Either arm has one seed (max() would skip a NaN after a number).
-        verdict = "agrees" if gap > 0 else "disagrees"
-        return f"| {claim} | {gap:+.2f} | {paired} | one seed | {verdict} (provisional) |"
-    spread = 100 * max(sds)
+    seeds = min(by_arm[a]["seeds"], by_arm[b]["seeds"])
+    if seeds < SEEDS_FOR_A_VERDICT:  # No spread to judge the gap against.
+        return f"| {claim} | {gap:+.2f} | {paired} | one seed | none: needs two seeds |"
+    spread = 100 * max(by_arm[a]["test_accuracy_sd"], by_arm[b]["test_accuracy_sd"])
     if abs(gap) <= spread:
         verdict = "tie (gap within spread)"
     else:
@@ -216,7 +251,7 @@ def write_report(out_dir, markdown_path=None):
         The paths written.
     """
     out_dir = Path(out_dir)
-    runs = [json.loads(p.read_text()) for p in sorted((out_dir / "runs").glob("*.json"))]
+    runs = load_runs(out_dir)
     rows = summarize_runs(runs)
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
@@ -252,6 +287,27 @@ def _machines_note(runs):
     )
 
 
+def _verdicts(rows):
+    return [
+        "Rankings and gaps, not absolute accuracies (other networks, longer training). A gap "
+        "no larger than the larger of the two arms' standard deviations over seeds is a tie. "
+        "The per-seed gaps are paired (a seed gives both arms the same batches and, where "
+        "shapes match, the same initial weights); they are shown, not used in the verdict.",
+        "",
+        *compare_with_published(rows),
+    ]
+
+
+def _smoke_instead_of_verdicts(reason):
+    protocol = ", ".join(
+        f"{value:,} {_PROTOCOL_NAMES[key]}" for key, value in FULL_PROTOCOL.items()
+    )
+    return [
+        f"None for a smoke run ({reason}): verdicts need the full protocol ({protocol}) "
+        f"and {SEEDS_FOR_A_VERDICT} seeds."
+    ]
+
+
 def _preface(path):
     """The hand-written text above PREFACE_END in `path`, kept when the report is rewritten."""
     if not path.exists():
@@ -265,15 +321,27 @@ def _markdown(rows, runs, out_dir, relative_to):
     def link(name):
         return Path(os.path.relpath(out_dir / "plots" / name, relative_to)).as_posix()
 
-    lines = ["# CIFAR-10: the ReLU family compared", ""]
+    smoke = smoke_run_reason(runs)
+    lines = ["# CIFAR-10: the ReLU family compared" + (" (smoke run)" if smoke else ""), ""]
     if not rows:
         return "\n".join([*lines, "No finished runs yet.", "", f"![]({link('activations.png')})"])
-    expected = {(arm, seed) for arm in model_lib.ARMS for seed in {r["seed"] for r in runs}}
-    missing = sorted(expected - {(r["arm"], r["seed"]) for r in runs})
+    if smoke:
+        lines += [
+            f"**A smoke run**: {smoke}. It shows that every part works and how the arms "
+            "start to learn; on less than the full protocol it gives no verdicts against "
+            "published results. The full comparison: `examples/RESULTS.md`.",
+            "",
+        ]
     config = runs[0]["config"]
+    if smoke:  # A smoke run trains the arms it names; the others are not "to do".
+        count = f"{len(runs)} finished runs (arm, seed)."
+    else:
+        expected = {(arm, seed) for arm in model_lib.ARMS for seed in {r["seed"] for r in runs}}
+        missing = sorted(expected - {(r["arm"], r["seed"]) for r in runs})
+        count = f"{len(runs)} finished runs (arm, seed) of {len(expected)} for the seeds present"
+        count += f"; not yet run: {', '.join(f'{a}/{s}' for a, s in missing)}." if missing else "."
     lines += [
-        f"{len(runs)} finished runs (arm, seed) of {len(expected)} for the seeds present"
-        + (f"; not yet run: {', '.join(f'{a}/{s}' for a, s in missing)}." if missing else "."),
+        count,
         f"Protocol: {config}.",
         "",
         "| arm | params | multiply-adds | seeds | test accuracy (mean ± sd) | test loss "
@@ -297,12 +365,7 @@ def _markdown(rows, runs, out_dir, relative_to):
         "",
         "## Against published comparisons",
         "",
-        "Rankings and gaps, not absolute accuracies (other networks, longer training). A gap "
-        "no larger than the larger of the two arms' standard deviations over seeds is a tie. "
-        "The per-seed gaps are paired (a seed gives both arms the same batches and, where "
-        "shapes match, the same initial weights); they are shown, not used in the verdict.",
-        "",
-        *compare_with_published(rows),
+        *(_smoke_instead_of_verdicts(smoke) if smoke else _verdicts(rows)),
         "",
         "## Plots",
         "",

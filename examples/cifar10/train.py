@@ -2,7 +2,9 @@
 
 Each finished (arm, seed) is one JSON file, `runs/<arm>_seed<seed>.json`, with its
 configuration and per-epoch history, written atomically; a run that finds its file
-skips that pair. The best model of each arm is kept as `models/<arm>.keras`.
+skips that pair. The best model of each arm is kept as `models/<arm>.keras`, and
+`logs/<arm>_seed<seed>.csv` (Keras's `CSVLogger`) gets each epoch's figures as it
+ends, the per-layer dead-unit figures included; the terminal gets a compact line.
 """
 
 import json
@@ -110,6 +112,41 @@ class EpochTimer(keras.callbacks.Callback):
         logs["epoch_seconds"] = time.perf_counter() - self.started
 
 
+class CompactProgbarLogger(keras.callbacks.ProgbarLogger):
+    """Keras's progress bar, showing only the figures in `keys`.
+
+    `DeadUnitMonitor` adds two figures per activation layer to each epoch's logs (16 in
+    the example's CNN); they go to `CSVLogger` and the run's JSON, while the bar keeps
+    a line short enough to read. Keys missing from the logs are left out. The epoch's
+    seconds are the time Keras prints after the step count.
+
+    Args:
+        keys: The log keys to show, in this order. Default: `COMPACT_KEYS`.
+    """
+
+    COMPACT_KEYS = (
+        "loss",
+        "accuracy",
+        "val_accuracy",
+        "dead_fraction",
+        "inactive_fraction",  # From `DeadUnitMonitor` where it measures it.
+    )
+
+    def __init__(self, keys=COMPACT_KEYS):
+        super().__init__()
+        self.keys = tuple(keys)
+
+    def _compact(self, logs):
+        logs = logs or {}
+        return {key: logs[key] for key in self.keys if key in logs}
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, self._compact(logs))
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, self._compact(logs))
+
+
 def run_path(out_dir, arm, seed):
     return Path(out_dir) / "runs" / f"{arm}_seed{seed}.json"
 
@@ -137,8 +174,9 @@ def train_arm(arm_name, seed, data, config, out_dir, verbose=None):
         config: `{"epochs", "batch_size", "peak_lr", "momentum", "weight_decay", ...}`,
             stored with the result; a result with another config is not reused.
         out_dir: The results folder.
-        verbose: Keras progress output: 1 (a bar), 2 (a line per epoch) or None
-            for a bar on a terminal and a line per epoch in a log file.
+        verbose: Keras progress output: 0 (none), 1 (a bar), 2 (a line per epoch) or
+            None for a bar on a terminal and a line per epoch in a log file. The bar
+            and lines show `CompactProgbarLogger.COMPACT_KEYS` only.
     """
     (x_train, y_train), (x_test, y_test) = data
     model = model_lib.build_model(arm_name, seed, input_shape=x_train.shape[1:])
@@ -159,13 +197,21 @@ def train_arm(arm_name, seed, data, config, out_dir, verbose=None):
     monitor = diagnostics.DeadUnitMonitor(probe, warn_above=None)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
+    log_path = Path(out_dir) / "logs" / f"{arm_name}_seed{seed}.csv"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     history = model.fit(
         batches,
         epochs=config["epochs"],
         validation_data=(x_test.astype("float32"), y_test),
         validation_batch_size=256,
-        callbacks=[EpochTimer(), monitor],
+        # In this order: the last two read what the first two add to each epoch's logs.
+        callbacks=[
+            EpochTimer(),
+            monitor,
+            keras.callbacks.CSVLogger(str(log_path)),
+            CompactProgbarLogger(),
+        ],
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - started
