@@ -1,0 +1,5 @@
+"""Placeholder replaced below."""
+
+
+def write_report(out_dir, markdown_path=None):
+    return []
