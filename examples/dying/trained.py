@@ -24,14 +24,22 @@ HIDDEN = (256, 256, 256)
 WARN_ABOVE = 0.2  # DeadUnitMonitor's default: "20-40% dead" is what the articles report.
 
 
-def build_mlp(variant, seed, input_shape=(32, 32, 3), hidden=HIDDEN, mean=0.0, std=1.0):
+def build_mlp(
+    variant, seed, input_shape=(32, 32, 3), hidden=HIDDEN, mean=0.0, std=1.0, initial_bias=0.0
+):
     """The MLP with `variant` (a registry name) after each hidden Dense; uncompiled.
 
     The seed fixes the Dense layers' initial weights, the same for every variant.
+    `initial_bias` starts every hidden bias there (-3: the "large negative bias" cause).
     """
     keras.utils.set_random_seed(seed)
     dense = [
-        keras.layers.Dense(units, kernel_initializer="he_normal", name=f"dense{index}")
+        keras.layers.Dense(
+            units,
+            kernel_initializer="he_normal",
+            bias_initializer=keras.initializers.Constant(initial_bias),
+            name=f"dense{index}",
+        )
         for index, units in enumerate(hidden, start=1)
     ]
     inputs = keras.Input(input_shape, name="pixels")
@@ -60,19 +68,20 @@ class InactiveUnits(keras.callbacks.Callback):
         super().__init__()
         self.probe = probe
         self.epochs = []
+        self._layers = self._features = None
 
     def _record(self):
-        layers = [layer for layer in self.model.layers if layer.name.startswith("dense")]
-        features = keras.Model(self.model.inputs, [layer.output for layer in layers])
-        outputs = features.predict(self.probe, batch_size=512, verbose=0)
+        outputs = self._features(self.probe, training=False)
         self.epochs.append(
             {
-                layer.name: np.flatnonzero(np.all(values <= 0, axis=0)).tolist()
-                for layer, values in zip(layers, outputs, strict=True)
+                layer.name: np.flatnonzero(np.all(np.asarray(values) <= 0, axis=0)).tolist()
+                for layer, values in zip(self._layers, outputs, strict=True)
             }
         )
 
     def on_train_begin(self, logs=None):
+        self._layers = [layer for layer in self.model.layers if layer.name.startswith("dense")]
+        self._features = keras.Model(self.model.input, [layer.output for layer in self._layers])
         self._record()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -98,13 +107,19 @@ def train_run(variant, learning_rate, seed, data, config, verbose=0):
         learning_rate: SGD's constant learning rate.
         seed: Initial weights and batch order.
         data: `((x_train, y_train), (x_test, y_test))`, uint8 images.
-        config: `{"epochs", "batch_size", "momentum", "probe_images", ...}`.
+        config: `{"epochs", "batch_size", "optimizer" ("adam" or "sgd"), "momentum" (SGD's),
+            "probe_images"[, "initial_bias"]}`, stored with the result.
         verbose: Keras's `fit` verbosity. Default: 0.
     """
     (x_train, y_train), (x_test, y_test) = data
     pixels = x_train.reshape(-1, x_train.shape[-1]).astype("float64")
     model = build_mlp(
-        variant, seed, x_train.shape[1:], mean=pixels.mean(axis=0), std=pixels.std(axis=0)
+        variant,
+        seed,
+        x_train.shape[1:],
+        mean=pixels.mean(axis=0),
+        std=pixels.std(axis=0),
+        initial_bias=config.get("initial_bias", 0.0),
     )
     model.compile(
         optimizer=_optimizer(config["optimizer"], learning_rate, config["momentum"]),
