@@ -74,7 +74,9 @@ class InactiveUnits(keras.callbacks.Callback):
         outputs = self._features(self.probe, training=False)
         self.epochs.append(
             {
-                layer.name: np.flatnonzero(np.all(np.asarray(values) <= 0, axis=0)).tolist()
+                layer.name: np.flatnonzero(
+                    np.all(keras.ops.convert_to_numpy(values) <= 0, axis=0)
+                ).tolist()
                 for layer, values in zip(self._layers, outputs, strict=True)
             }
         )
