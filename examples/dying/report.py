@@ -6,13 +6,13 @@ exists: a partial run gives a partial report) and writes:
 - `report.md` (and, with `markdown_path`, that file below its hand-written preface);
 - `plots/collapse_vs_depth.png`, `plots/born_dead_vs_depth.png`,
   `plots/dead_vs_epoch.png`, `plots/inactive_vs_epoch.png`,
-  `plots/final_dead_vs_lr.png`, `plots/accuracy_vs_lr.png`;
+  `plots/final_dead_vs_lr.png`, `plots/final_inactive_vs_lr.png`, `plots/accuracy_vs_lr.png`;
 - `resistance.json`: how each variant fared in the trained-to-death part, for tables
   that say which variant to use. Its format:
 
   ```
   {"<variant>": {                     # registry names: relu, leaky_relu, prelu, ...
-      "summary": "<short phrase>",    # e.g. "dies at lr 0.01: 41% dead, acc 31%"
+      "summary": "<short phrase>",    # e.g. "dies at lr 0.01: 50% dead, acc 35% (best 41%)"
       "learning_rates": [...],        # the sweep, ascending
       "dead_fraction": [...],         # final overall dead fraction, mean over seeds, per lr
       "inactive_fraction": [...],     # the same for inputs <= 0 (units a ReLU would lose)
@@ -36,12 +36,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from cifar10.train import write_json_atomically  # noqa: E402
 from cifar10.train import write_text_atomically  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .born_dead import VARIANTS  # noqa: E402
 
 PREFACE_END = "<!-- Generated below by `dying_relu.py --report-only`; edit above. -->"
 DIES_ABOVE = 0.2  # Final overall dead fraction that counts as "dies" (the articles' 20%).
 STOPPED_BELOW = 0.15  # Test accuracy at or below this: no better than chance (10%) by much.
+KEEPS_TRAINING = 0.9  # "Keeps training": top-lr accuracy at least this share of the best.
 
 
 def _load(folder):
@@ -50,6 +52,12 @@ def _load(folder):
 
 def _order(names):
     return [v for v in VARIANTS if v in names]
+
+
+def _style(variant):
+    """A distinct marker and line per variant: ReLU and ReLU6 often coincide."""
+    index = VARIANTS.index(variant)
+    return {"marker": "os^vDxP*h"[index], "linestyle": "-" if index % 2 == 0 else "--", "ms": 5}
 
 
 def _percent(value):
@@ -73,7 +81,8 @@ def plot_born_dead(table, path):
         for variant in _order(table[width]):
             points = table[width][variant]
             depths = sorted(points)
-            axis.plot(depths, [points[d]["born_dead"] for d in depths], marker="o", label=variant)
+            shares = [points[d]["born_dead"] for d in depths]
+            axis.plot(depths, shares, label=variant, **_style(variant))
         axis.set(
             title=f"width {width}",
             xlabel="depth (hidden layers)",
@@ -82,7 +91,7 @@ def plot_born_dead(table, path):
         )
         axis.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    figure.suptitle("At initialization: some layer has every unit's input <= 0 on [-√3, √3]")
+    figure.suptitle("Born dead: a layer with every input <= 0 on the grid", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -98,13 +107,11 @@ def plot_collapse(table, path):
         return False
     figure, axes = plt.subplots(1, len(widths), figsize=(6 * len(widths), 4.2), squeeze=False)
     for axis, width in zip(axes[0], widths, strict=True):
-        for index, variant in enumerate(_order(table[width])):
+        for variant in _order(table[width]):
             points = {d: r for d, r in table[width][variant].items() if "collapsed" in r}
             depths = sorted(points)
-            style = "-" if index < 10 else "--"
-            axis.plot(
-                depths, [points[d]["collapsed"] for d in depths], style, marker="o", label=variant
-            )
+            shares = [points[d]["collapsed"] for d in depths]
+            axis.plot(depths, shares, label=variant, **_style(variant))
         axis.set(
             title=f"width {width}: fitted to |x|",
             xlabel="depth (hidden layers)",
@@ -203,10 +210,12 @@ def resistance(table):
         stops_at = next(
             (lr for lr, a in zip(rates, accuracy, strict=True) if a <= STOPPED_BELOW), None
         )
+        best = max(accuracy)
         if dies_at is not None:
             i = rates.index(dies_at)
             phrase = (
                 f"dies at lr {dies_at:g}: {_percent(dead[i])} dead, acc {_percent(accuracy[i])}"
+                f" (best {_percent(best)})"
             )
         elif stops_at is not None:
             i = rates.index(stops_at)
@@ -214,9 +223,15 @@ def resistance(table):
                 f"no dead units, but stops learning at lr {stops_at:g} "
                 f"(acc {_percent(accuracy[i])}, {_percent(inactive[i])} inactive)"
             )
+        elif accuracy[-1] >= KEEPS_TRAINING * best:
+            phrase = (
+                f"keeps training at every lr up to {rates[-1]:g} "
+                f"(acc {_percent(accuracy[-1])}, best {_percent(best)})"
+            )
         else:
             phrase = (
-                f"keeps training at every lr up to {rates[-1]:g} (acc {_percent(accuracy[-1])})"
+                f"no dead units up to lr {rates[-1]:g}, but acc {_percent(accuracy[-1])} there "
+                f"(best {_percent(best)}), {_percent(inactive[-1])} inactive"
             )
         summary[variant] = {
             "summary": phrase,
@@ -237,13 +252,13 @@ def plot_vs_epoch(table, key, ylabel, path):
         1, len(rates), figsize=(4.2 * len(rates), 4), sharey=True, squeeze=False
     )
     for axis, lr in zip(axes[0], rates, strict=True):
-        for index, variant in enumerate(_order(table)):
+        for variant in _order(table):
             runs = table[variant].get(lr, [])
             if not runs:
                 continue
             curve = _nan_mean(np.array([_curve(r, key) for r in runs]))
-            style = "-" if index < 10 else "--"
-            axis.plot(np.arange(len(curve)), curve, style, marker="o", ms=3, label=variant)
+            axis.plot(np.arange(len(curve)), curve, label=variant, **_style(variant))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set(title=f"Adam, lr {lr:g}", xlabel="epoch (0: before training)")
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"{ylabel}, mean over seeds")
@@ -255,9 +270,8 @@ def plot_vs_epoch(table, key, ylabel, path):
 
 def plot_vs_lr(summary, key, ylabel, path):
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
-    for index, (variant, row) in enumerate(summary.items()):
-        style = "-" if index < 10 else "--"
-        axis.plot(row["learning_rates"], row[key], style, marker="o", label=variant)
+    for variant, row in summary.items():
+        axis.plot(row["learning_rates"], row[key], label=variant, **_style(variant))
     axis.set(
         xscale="log", xlabel="learning rate (Adam)", ylabel=ylabel, title=f"{ylabel} after training"
     )
@@ -376,6 +390,9 @@ def write_report(out_dir, markdown_path=None):
             table, "inactive_fraction", "inactive fraction", plots / "inactive_vs_epoch.png"
         )
         plot_vs_lr(summary, "dead_fraction", "dead fraction", plots / "final_dead_vs_lr.png")
+        plot_vs_lr(
+            summary, "inactive_fraction", "inactive fraction", plots / "final_inactive_vs_lr.png"
+        )
         plot_vs_lr(summary, "test_accuracy", "test accuracy", plots / "accuracy_vs_lr.png")
         written += [
             plots / name
@@ -383,6 +400,7 @@ def write_report(out_dir, markdown_path=None):
                 "dead_vs_epoch.png",
                 "inactive_vs_epoch.png",
                 "final_dead_vs_lr.png",
+                "final_inactive_vs_lr.png",
                 "accuracy_vs_lr.png",
             )
         ]
@@ -426,6 +444,7 @@ def _markdown(born, table, summary, plots, relative_to):
         lines += image("dead_vs_epoch.png", "dead fraction per epoch")
         lines += image("inactive_vs_epoch.png", "inactive fraction per epoch")
         lines += image("final_dead_vs_lr.png", "final dead fraction against learning rate")
+        lines += image("final_inactive_vs_lr.png", "final inactive fraction against learning rate")
         lines += image("accuracy_vs_lr.png", "test accuracy against learning rate")
     else:
         lines += ["No results yet (`--part trained`).", ""]
