@@ -44,7 +44,7 @@ FULL = {
         "seed": 0,
         "widths": [2, 3, 4],
         "depths": [1, 2, 3, 4, 5, 6, 8, 10, 12],
-        "train_widths": [2],
+        "train_widths": [2, 4],
         "train_depths": [2, 4, 6, 8, 10],
     },
     "trained": {

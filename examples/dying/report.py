@@ -220,8 +220,8 @@ def resistance(table):
         elif stops_at is not None:
             i = rates.index(stops_at)
             phrase = (
-                f"no dead units, but stops learning at lr {stops_at:g} "
-                f"(acc {_percent(accuracy[i])}, {_percent(inactive[i])} inactive)"
+                f"stops learning at lr {stops_at:g} (acc {_percent(accuracy[i])}) with "
+                f"{_percent(dead[i])} dead, {_percent(inactive[i])} inactive"
             )
         elif accuracy[-1] >= KEEPS_TRAINING * best:
             phrase = (
@@ -230,8 +230,9 @@ def resistance(table):
             )
         else:
             phrase = (
-                f"no dead units up to lr {rates[-1]:g}, but acc {_percent(accuracy[-1])} there "
-                f"(best {_percent(best)}), {_percent(inactive[-1])} inactive"
+                f"no dying up to lr {rates[-1]:g} ({_percent(dead[-1])} dead, "
+                f"{_percent(inactive[-1])} inactive), acc there {_percent(accuracy[-1])} "
+                f"(best {_percent(best)})"
             )
         summary[variant] = {
             "summary": phrase,
