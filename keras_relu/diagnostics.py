@@ -6,11 +6,12 @@ dead ReLU unit also gets zero gradient, so it stops learning: the "dying ReLU"
 problem. Variants with a non-zero negative side (Leaky ReLU, PReLU, RReLU, ELU,
 SELU, GELU, Swish) almost never output an exact 0, so their dead fraction is about
 0; that they keep a gradient there is their point. (In float32 GELU does output 0
-below about -13 and Swish below about -88, where their gradient vanishes too.) To compare variants fairly, the
-inactive fraction looks at the activation's input instead: a unit whose input x is
-<= 0 for every example and position is stuck on the negative side, whatever the
-variant does there. For a ReLU it is the dead fraction; for Leaky ReLU or ELU it
-counts the units that would be dead under a ReLU.
+below about -13 and Swish below about -88, where their gradient vanishes too.)
+
+To compare variants fairly, the inactive fraction looks at the activation's input
+instead: a unit whose input x is <= 0 for every example and position is stuck on
+the negative side, whatever the variant does there. For a ReLU it is the dead
+fraction; for Leaky ReLU or ELU it counts the units that would be dead under a ReLU.
 
 ```
 dead_fraction       = (units with y == 0 everywhere) / units
