@@ -29,7 +29,115 @@ def dense_with_dead_unit(activation="relu", units=4, dead=2, name="dense"):
 def test_dense_with_a_dead_unit():
     model = keras.Sequential([keras.Input((3,)), dense_with_dead_unit()])
     stats = diagnostics.activation_stats(model, INPUTS)
-    assert stats == {"dense": {"units": 4, "dead_fraction": 0.25, "sparsity": 0.25}}
+    assert stats == {
+        "dense": {"units": 4, "dead_fraction": 0.25, "inactive_fraction": 0.25, "sparsity": 0.25}
+    }
+
+
+def half_stuck_dense(bias, units=4, activation=None, name="dense"):
+    """Dense on INPUTS: units [0, units/2) are `bias` (zero kernel), the rest above 1.5."""
+    layer = keras.layers.Dense(units, activation=activation, name=name)
+    layer.build((None, 3))
+    kernel = np.ones((3, units), "float32")
+    kernel[:, : units // 2] = 0.0
+    layer.set_weights([kernel, np.where(np.arange(units) < units // 2, bias, 0.0)])
+    return layer
+
+
+@pytest.mark.parametrize("bias", [-3.0, 3.0])
+def test_inactive_fraction_counts_units_stuck_below_0_for_every_variant(variant, bias):
+    model = keras.Sequential([keras.Input((3,)), half_stuck_dense(bias), variant.layer(name="act")])
+    stats = diagnostics.activation_stats(model, INPUTS)["act"]
+    # A stuck unit's input is `bias` on every example: inactive iff bias <= 0, whatever the
+    # variant; dead only where the variant maps it to exactly 0. CReLU's units are
+    # relu(x) and relu(-x): each live unit's relu(-x) half is inactive and dead too.
+    crelu = variant.name == "crelu"
+    stuck_output = keras.ops.convert_to_numpy(variant.layer()(np.full((1, 1), bias, "float32")))
+    expected_inactive = 0.5 if crelu or bias < 0 else 0.0
+    expected_dead = 0.5 if crelu or stuck_output[0, 0] == 0 else 0.0
+    assert stats["inactive_fraction"] == expected_inactive
+    assert stats["dead_fraction"] == expected_dead
+    assert stats["units"] == (8 if crelu else 4)
+
+
+@pytest.mark.parametrize("activation", ["relu", "elu", "gelu", "sigmoid", "crelu"])
+def test_inactive_fraction_of_inline_activations_is_taken_before_them(activation):
+    dense = half_stuck_dense(-3.0, activation=activation)
+    model = keras.Sequential([keras.Input((3,)), dense])
+    stats = diagnostics.activation_stats(model, INPUTS)["dense"]
+    outputs = keras.ops.convert_to_numpy(model(INPUTS))
+    assert stats["inactive_fraction"] == 0.5
+    assert stats["dead_fraction"] == np.mean(np.all(outputs == 0, axis=0))
+    # The user's layer keeps its activation; the probe never switched it off.
+    assert dense.activation is keras.activations.get(activation)
+
+
+def test_inactive_fraction_follows_the_current_weights():
+    dense = half_stuck_dense(-3.0, activation="elu")
+    model = keras.Sequential([keras.Input((3,)), dense])
+    monitor = diagnostics.DeadUnitMonitor(INPUTS, warn_above=None)
+    monitor.set_model(model)
+    logs = {}
+    monitor.on_epoch_end(0, logs)
+    assert logs["inactive_fraction"] == logs["inactive_fraction/dense"] == 0.5
+    assert logs["dead_fraction"] == 0.0
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel, -bias])  # The stuck units' bias becomes +3.
+    monitor.on_epoch_end(1, logs)
+    assert logs["inactive_fraction/dense"] == 0.0
+
+
+def test_inline_activation_of_a_layer_without_a_config_has_no_inactive_figure():
+    class Scaled(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.activation = keras.activations.relu
+
+        def call(self, x):
+            return self.activation(x - 1.0)
+
+        def get_config(self):
+            raise NotImplementedError
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, Scaled(name="scaled")(inputs))
+    stats = diagnostics.activation_stats(model, INPUTS)
+    assert stats == {
+        "scaled": {"units": 3, "dead_fraction": 0.0, "sparsity": np.mean(INPUTS <= 1.0)}
+    }
+    assert diagnostics.summarize(stats).keys() == {"dead_fraction", "sparsity"}
+
+
+@pytest.mark.parametrize("dead_first", [False, True])
+def test_every_use_of_a_shared_layer_is_measured(dead_first):
+    inputs = keras.Input((3,))
+    shared = keras_relu.ReLU(name="shared")
+    live = shared(half_stuck_dense(3.0, name="live_dense")(inputs))
+    dead = shared(half_stuck_dense(-3.0, units=2, name="dead_dense")(inputs))
+    outputs = [dead, live] if dead_first else [live, dead]
+    stats = diagnostics.activation_stats(keras.Model(inputs, outputs), INPUTS)
+    assert set(stats) == {"shared", "shared@1"}
+    # The 2-unit use has unit 0 stuck at -3 (dead) and unit 1 alive; the 4-unit use lives.
+    by_units = {s["units"]: s for s in stats.values()}
+    assert by_units[2]["dead_fraction"] == by_units[2]["inactive_fraction"] == 0.5
+    assert by_units[4]["dead_fraction"] == by_units[4]["inactive_fraction"] == 0.0
+
+
+def test_every_use_of_a_nested_model_is_measured():
+    inner_inputs = keras.Input((4,))
+    block = keras.Model(inner_inputs, keras_relu.ELU(name="elu")(inner_inputs), name="block")
+    inputs = keras.Input((3,))
+    first = block(half_stuck_dense(-3.0, name="stuck")(inputs))
+    second = block(half_stuck_dense(3.0, name="free")(inputs))
+    model = keras.Model(inputs, keras.layers.Concatenate()([first, second]))
+    monitor = diagnostics.DeadUnitMonitor(INPUTS, warn_above=None)
+    monitor.set_model(model)
+    logs = {}
+    monitor.on_epoch_end(0, logs)
+    assert logs["inactive_fraction/block/elu"] == 0.5
+    assert logs["inactive_fraction/block@1/elu"] == 0.0
+    assert logs["dead_fraction/block/elu"] == logs["dead_fraction/block@1/elu"] == 0.0
+    assert logs["inactive_fraction"] == 0.25
 
 
 def test_conv_channel_dead_on_every_position():
@@ -64,6 +172,7 @@ def test_relu6_saturation_is_reported_for_relu6_layers_only():
         assert stats[name] == {
             "units": 2,
             "dead_fraction": 0.5,
+            "inactive_fraction": 0.5,
             "sparsity": 0.5,
             "saturated_fraction": 0.5,
         }
@@ -162,9 +271,12 @@ def test_monitor_logs_reach_history_and_csv_logger(tmp_path):
     assert history.history["dead_fraction"] == [0.25, 0.25]
     assert history.history["dead_fraction/dense"] == [0.25, 0.25]
     assert history.history["sparsity/dense"] == [0.25, 0.25]
+    assert history.history["inactive_fraction"] == [0.25, 0.25]
+    assert history.history["inactive_fraction/dense"] == [0.25, 0.25]
     with open(csv_path) as file:
         rows = list(csv.DictReader(file))
     assert [float(row["dead_fraction/dense"]) for row in rows] == [0.25, 0.25]
+    assert [float(row["inactive_fraction/dense"]) for row in rows] == [0.25, 0.25]
 
 
 def test_monitor_warns_past_its_threshold():

@@ -1,0 +1,452 @@
+"""The dying-ReLU report: Markdown, plots and `resistance.json`, from the result files.
+
+Reads `born_dead/*.json` and `trained/*.json` under the results folder (whatever
+exists: a partial run gives a partial report) and writes:
+
+- `report.md` (and, with `markdown_path`, that file below its hand-written preface);
+- `plots/collapse_vs_depth.png`, `plots/born_dead_vs_depth.png`,
+  `plots/dead_vs_epoch.png`, `plots/inactive_vs_epoch.png`,
+  `plots/final_dead_vs_lr.png`, `plots/final_inactive_vs_lr.png`, `plots/accuracy_vs_lr.png`;
+- `resistance.json`: how each variant fared in the trained-to-death part, for tables
+  that say which variant to use. Its format:
+
+  ```
+  {"<variant>": {                     # registry names: relu, leaky_relu, prelu, ...
+      "summary": "<short phrase>",    # e.g. "dies at lr 0.01: 50% dead, acc 35% (best 41%)"
+      "learning_rates": [...],        # the sweep, ascending
+      "dead_fraction": [...],         # final overall dead fraction, mean over seeds, per lr
+      "inactive_fraction": [...],     # the same for inputs <= 0 (units a ReLU would lose)
+      "test_accuracy": [...],         # final test accuracy, mean over seeds, per lr
+      "seeds": n,                     # seeds per lr (the fewest)
+      "dies_at": lr or null,          # lowest lr with dead_fraction >= DIES_ABOVE
+      "stops_learning_at": lr or null # lowest lr with test accuracy <= STOPPED_BELOW
+  }}
+  ```
+"""
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from cifar10.train import write_json_atomically  # noqa: E402
+from cifar10.train import write_text_atomically  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from .born_dead import VARIANTS  # noqa: E402
+
+PREFACE_END = "<!-- Generated below by `dying_relu.py --report-only`; edit above. -->"
+DIES_ABOVE = 0.2  # Final overall dead fraction that counts as "dies" (the articles' 20%).
+STOPPED_BELOW = 0.15  # Test accuracy at or below this: no better than chance (10%) by much.
+KEEPS_TRAINING = 0.9  # "Keeps training": top-lr accuracy at least this share of the best.
+
+
+def _load(folder):
+    return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
+
+
+def _order(names):
+    return [v for v in VARIANTS if v in names]
+
+
+def _style(variant):
+    """A distinct marker and line per variant: ReLU and ReLU6 often coincide."""
+    index = VARIANTS.index(variant)
+    return {"marker": "os^vDxP*h"[index], "linestyle": "-" if index % 2 == 0 else "--", "ms": 5}
+
+
+def _percent(value):
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+# Born dead -------------------------------------------------------------------------
+
+
+def born_dead_tables(results):
+    """`{width: {variant: {depth: result}}}` from the born-dead files."""
+    table = defaultdict(lambda: defaultdict(dict))
+    for result in results:
+        table[result["width"]][result["variant"]][result["depth"]] = result
+    return table
+
+
+def plot_born_dead(table, path):
+    figure, axes = plt.subplots(1, len(table), figsize=(5 * len(table), 4), squeeze=False)
+    for axis, width in zip(axes[0], sorted(table), strict=True):
+        for variant in _order(table[width]):
+            points = table[width][variant]
+            depths = sorted(points)
+            shares = [points[d]["born_dead"] for d in depths]
+            axis.plot(depths, shares, label=variant, **_style(variant))
+        axis.set(
+            title=f"width {width}",
+            xlabel="depth (hidden layers)",
+            ylim=(-0.03, 1.03),
+            ylabel="share born dead",
+        )
+        axis.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    figure.suptitle("Born dead: a layer with every input <= 0 on the grid", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_collapse(table, path):
+    widths = [
+        w
+        for w in sorted(table)
+        if any("collapsed" in r for v in table[w].values() for r in v.values())
+    ]
+    if not widths:
+        return False
+    figure, axes = plt.subplots(1, len(widths), figsize=(6 * len(widths), 4.2), squeeze=False)
+    for axis, width in zip(axes[0], widths, strict=True):
+        for variant in _order(table[width]):
+            points = {d: r for d, r in table[width][variant].items() if "collapsed" in r}
+            depths = sorted(points)
+            shares = [points[d]["collapsed"] for d in depths]
+            axis.plot(depths, shares, label=variant, **_style(variant))
+        axis.set(
+            title=f"width {width}: fitted to |x|",
+            xlabel="depth (hidden layers)",
+            ylabel="share collapsed to a constant",
+            ylim=(-0.03, 1.03),
+        )
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def born_dead_markdown(table):
+    lines = []
+    for width in sorted(table):
+        variants = _order(table[width])
+        depths = sorted({d for v in variants for d in table[width][v]})
+        trained = any("collapsed" in table[width][v].get(d, {}) for v in variants for d in depths)
+        runs = sorted(
+            {table[width][v][d]["config"]["runs"] for v in variants for d in table[width][v]}
+        )
+        lines += [
+            f"**Width {width}**: share of networks born dead at initialization"
+            + (" / collapsed after training" if trained else "")
+            + f" ({', '.join(map(str, runs))} initializations per point).",
+            "",
+            "| depth | " + " | ".join(variants) + " |",
+            "|---" * (len(variants) + 1) + "|",
+        ]
+        for depth in depths:
+            cells = []
+            for v in variants:
+                r = table[width][v].get(depth)
+                if r is None:
+                    cells.append("")
+                elif "collapsed" in r:
+                    cells.append(f"{_percent(r['born_dead'])} / {_percent(r['collapsed'])}")
+                else:
+                    cells.append(_percent(r["born_dead"]))
+            lines.append(f"| {depth} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+# Trained to death ------------------------------------------------------------------
+
+
+def trained_table(results):
+    """`{variant: {lr: [results over seeds]}}`."""
+    table = defaultdict(lambda: defaultdict(list))
+    for result in results:
+        table[result["variant"]][result["learning_rate"]].append(result)
+    return table
+
+
+def _final(run, key):
+    values = run["history"].get(key)
+    return values[-1] if values else None
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _curve(run, key):
+    """The epoch-0 value (before training) and one per epoch; NaN after a divergence."""
+    values = [run["at_start"].get(key, np.nan), *run["history"].get(key, [])]
+    epochs = run["config"]["epochs"] + 1
+    return np.array(values + [np.nan] * (epochs - len(values)), dtype=float)
+
+
+def _nan_mean(curves):
+    """Mean over runs (axis 0) of the finite values; NaN where no run has one."""
+    finite = np.isfinite(curves)
+    counts = finite.sum(axis=0)
+    sums = np.where(finite, curves, 0.0).sum(axis=0)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def resistance(table):
+    """The `resistance.json` content (module docstring)."""
+    summary = {}
+    for variant in _order(table):
+        rates = sorted(table[variant])
+        dead = [_mean([_final(r, "dead_fraction") for r in table[variant][lr]]) for lr in rates]
+        inactive = [
+            _mean([_final(r, "inactive_fraction") for r in table[variant][lr]]) for lr in rates
+        ]
+        accuracy = [_mean([r["test_accuracy"] for r in table[variant][lr]]) for lr in rates]
+        dies_at = next(
+            (lr for lr, d in zip(rates, dead, strict=True) if d and d >= DIES_ABOVE), None
+        )
+        stops_at = next(
+            (lr for lr, a in zip(rates, accuracy, strict=True) if a <= STOPPED_BELOW), None
+        )
+        best = max(accuracy)
+        if dies_at is not None:
+            i = rates.index(dies_at)
+            phrase = (
+                f"dies at lr {dies_at:g}: {_percent(dead[i])} dead, acc {_percent(accuracy[i])}"
+                f" (best {_percent(best)})"
+            )
+        elif stops_at is not None:
+            i = rates.index(stops_at)
+            phrase = (
+                f"stops learning at lr {stops_at:g} (acc {_percent(accuracy[i])}) with "
+                f"{_percent(dead[i])} dead, {_percent(inactive[i])} inactive"
+            )
+        elif accuracy[-1] >= KEEPS_TRAINING * best:
+            phrase = (
+                f"keeps training at every lr up to {rates[-1]:g} "
+                f"(acc {_percent(accuracy[-1])}, best {_percent(best)})"
+            )
+        else:
+            phrase = (
+                f"no dying up to lr {rates[-1]:g} ({_percent(dead[-1])} dead, "
+                f"{_percent(inactive[-1])} inactive), acc there {_percent(accuracy[-1])} "
+                f"(best {_percent(best)})"
+            )
+        summary[variant] = {
+            "summary": phrase,
+            "learning_rates": rates,
+            "dead_fraction": dead,
+            "inactive_fraction": inactive,
+            "test_accuracy": accuracy,
+            "seeds": min(len(table[variant][lr]) for lr in rates),
+            "dies_at": dies_at,
+            "stops_learning_at": stops_at,
+        }
+    return summary
+
+
+def plot_vs_epoch(table, key, ylabel, path):
+    rates = sorted({lr for v in table.values() for lr in v})
+    figure, axes = plt.subplots(
+        1, len(rates), figsize=(4.2 * len(rates), 4), sharey=True, squeeze=False
+    )
+    for axis, lr in zip(axes[0], rates, strict=True):
+        for variant in _order(table):
+            runs = table[variant].get(lr, [])
+            if not runs:
+                continue
+            curve = _nan_mean(np.array([_curve(r, key) for r in runs]))
+            axis.plot(np.arange(len(curve)), curve, label=variant, **_style(variant))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set(title=f"Adam, lr {lr:g}", xlabel="epoch (0: before training)")
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{ylabel}, mean over seeds")
+    axes[0][-1].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_vs_lr(summary, key, ylabel, path):
+    figure, axis = plt.subplots(figsize=(6.5, 4.2))
+    for variant, row in summary.items():
+        axis.plot(row["learning_rates"], row[key], label=variant, **_style(variant))
+    axis.set(
+        xscale="log", xlabel="learning rate (Adam)", ylabel=ylabel, title=f"{ylabel} after training"
+    )
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def trained_markdown(table, summary):
+    variants = _order(table)
+    rates = sorted({lr for v in table.values() for lr in v})
+    some_run = next(iter(table[variants[0]].values()))[0]
+    config = some_run["config"]
+    lines = [
+        f"{config['train_images']} training images, {config['test_images']} test images, "
+        f"{config['epochs']} epochs, {config['optimizer']} (batch {config['batch_size']}), "
+        f"seeds per cell: {min(len(r) for v in table.values() for r in v.values())}. Each cell: "
+        "final dead / inactive fraction (all hidden units) and test accuracy, means over seeds.",
+        "",
+        "| variant | " + " | ".join(f"lr {lr:g}" for lr in rates) + " | summary |",
+        "|---" * (len(rates) + 2) + "|",
+    ]
+    for variant in variants:
+        row = summary[variant]
+        cells = []
+        for lr in rates:
+            if lr not in row["learning_rates"]:
+                cells.append("")
+                continue
+            i = row["learning_rates"].index(lr)
+            cells.append(
+                f"{_percent(row['dead_fraction'][i])} / {_percent(row['inactive_fraction'][i])}"
+                f" / {_percent(row['test_accuracy'][i])}"
+            )
+        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {row['summary']} |")
+    lines += ["", "Per layer (final dead fraction, mean over seeds) and units that came back:", ""]
+    lines += [
+        "| variant | lr | dead per layer | inactive per layer | revived / ever inactive "
+        "| runs warned |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant in variants:
+        for lr in sorted(table[variant]):
+            runs = table[variant][lr]
+            layers = sorted(
+                k.split("/", 1)[1] for k in runs[0]["history"] if k.startswith("dead_fraction/")
+            )
+            dead = ", ".join(
+                _percent(_mean([_final(r, f"dead_fraction/{n}") for r in runs])) for n in layers
+            )
+            inactive = ", ".join(
+                _percent(_mean([_final(r, f"inactive_fraction/{n}") for r in runs])) for n in layers
+            )
+            revived = sum(r["revived_units"] for r in runs)
+            ever = sum(r["ever_inactive_units"] for r in runs)
+            warned = sum(bool(r["dead_unit_warnings"]) for r in runs)
+            lines.append(
+                f"| {variant} | {lr:g} | {dead} | {inactive} | {revived} / {ever} "
+                f"| {warned}/{len(runs)} |"
+            )
+    caught = [
+        (lr, r)
+        for lr in sorted(table.get("relu", {}))
+        for r in table["relu"][lr]
+        if r["dead_unit_warnings"]
+    ]
+    if caught:
+        lr, run = caught[-1]
+        lines += [
+            "",
+            f"`DeadUnitMonitor(warn_above={_warn_above()})` caught in the act: ReLU, lr {lr:g}, "
+            f"seed {run['seed']}, its `DeadUnitWarning`s:",
+            "",
+            "```",
+            *run["dead_unit_warnings"],
+            "```",
+        ]
+    return lines
+
+
+def _warn_above():
+    from .trained import WARN_ABOVE
+
+    return WARN_ABOVE
+
+
+# The report ------------------------------------------------------------------------
+
+
+def write_report(out_dir, markdown_path=None):
+    """Rebuilds the report from `out_dir`'s result files; returns the paths written.
+
+    Args:
+        out_dir: The results folder.
+        markdown_path: Another file to write the Markdown to (for example
+            `examples/DYING_RELU.md`); its image links are made relative to it, and
+            any text above a `PREFACE_END` line in it is kept.
+    """
+    out_dir = Path(out_dir)
+    plots = out_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    written = []
+    born = born_dead_tables(_load(out_dir / "born_dead"))
+    if born:
+        plot_born_dead(born, plots / "born_dead_vs_depth.png")
+        written.append(plots / "born_dead_vs_depth.png")
+        if plot_collapse(born, plots / "collapse_vs_depth.png"):
+            written.append(plots / "collapse_vs_depth.png")
+    table = trained_table(_load(out_dir / "trained"))
+    summary = resistance(table) if table else {}
+    if table:
+        plot_vs_epoch(table, "dead_fraction", "dead fraction", plots / "dead_vs_epoch.png")
+        plot_vs_epoch(
+            table, "inactive_fraction", "inactive fraction", plots / "inactive_vs_epoch.png"
+        )
+        plot_vs_lr(summary, "dead_fraction", "dead fraction", plots / "final_dead_vs_lr.png")
+        plot_vs_lr(
+            summary, "inactive_fraction", "inactive fraction", plots / "final_inactive_vs_lr.png"
+        )
+        plot_vs_lr(summary, "test_accuracy", "test accuracy", plots / "accuracy_vs_lr.png")
+        written += [
+            plots / name
+            for name in (
+                "dead_vs_epoch.png",
+                "inactive_vs_epoch.png",
+                "final_dead_vs_lr.png",
+                "final_inactive_vs_lr.png",
+                "accuracy_vs_lr.png",
+            )
+        ]
+        write_json_atomically(out_dir / "resistance.json", summary)
+        written.append(out_dir / "resistance.json")
+    targets = [out_dir / "report.md"] + ([Path(markdown_path)] if markdown_path else [])
+    for target in targets:
+        text = _markdown(born, table, summary, plots, target.parent)
+        write_text_atomically(target, _preface(target) + text)
+        written.append(target)
+    return written
+
+
+def _preface(path):
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    end = text.find(PREFACE_END)
+    return "" if end < 0 else text[: end + len(PREFACE_END)] + "\n\n"
+
+
+def _markdown(born, table, summary, plots, relative_to):
+    def image(name, alt):
+        path = plots / name
+        if not path.exists():
+            return []
+        target = Path(os.path.relpath(path.resolve(), Path(relative_to).resolve()))
+        return [f"![{alt}]({target.as_posix()})", ""]
+
+    lines = ["## Born dead: narrow, deep networks fitted to |x|", ""]
+    if born:
+        lines += born_dead_markdown(born)
+        lines += image("born_dead_vs_depth.png", "share born dead against depth")
+        lines += image("collapse_vs_depth.png", "share collapsed after training against depth")
+    else:
+        lines += ["No results yet (`--part born_dead`).", ""]
+    lines += ["## Trained to death: an MLP on CIFAR-10, learning rates up to too high", ""]
+    if table:
+        lines += trained_markdown(table, summary)
+        lines.append("")
+        lines += image("dead_vs_epoch.png", "dead fraction per epoch")
+        lines += image("inactive_vs_epoch.png", "inactive fraction per epoch")
+        lines += image("final_dead_vs_lr.png", "final dead fraction against learning rate")
+        lines += image("final_inactive_vs_lr.png", "final inactive fraction against learning rate")
+        lines += image("accuracy_vs_lr.png", "test accuracy against learning rate")
+    else:
+        lines += ["No results yet (`--part trained`).", ""]
+    return "\n".join(lines).rstrip() + "\n"

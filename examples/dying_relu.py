@@ -1,0 +1,193 @@
+"""The dying ReLU, shown and caught: born dead (narrow, deep nets) and trained to death (CIFAR-10).
+
+Two parts, each result its own JSON file written atomically, so a run can be split,
+stopped and resumed; the report (`DYING_RELU.md` section, plots, `resistance.json`)
+is rebuilt from whatever files exist.
+
+- `born_dead` (`dying/born_dead.py`): networks of width 2-4 and depth up to 12 fitted
+  to |x|, hundreds of initializations per point in one vectorized model (Lu et al.
+  2019): how often is a network constant at initialization, and after training?
+- `trained` (`dying/trained.py`): a plain MLP on a CIFAR-10 subset, Adam at learning
+  rates from comfortable to too high, every variant, 3 seeds: dead and inactive
+  fractions per layer and epoch, test accuracy, `DeadUnitMonitor`'s warnings.
+
+    python examples/dying_relu.py --quick --data-dir ../shared/datasets/cifar10-jpeg.tar.gz
+    python examples/dying_relu.py --part born_dead --out examples/results/dying_relu
+    python examples/dying_relu.py --part trained --data-dir ... --out examples/results/dying_relu
+    python examples/dying_relu.py --report-only --out examples/results/dying_relu \\
+        --markdown examples/DYING_RELU.md
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+# Runs as a script: the experiment's modules are in examples/dying/ and examples/cifar10/.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cifar10 import data as data_lib  # noqa: E402
+from cifar10.train import write_json_atomically  # noqa: E402
+from cifar10_compare import subset  # noqa: E402
+from dying import born_dead  # noqa: E402
+from dying import report  # noqa: E402
+from dying import trained  # noqa: E402
+
+VARIANTS = born_dead.VARIANTS
+FULL = {
+    "born_dead": {
+        "runs": 200,
+        "init_runs": 1000,
+        "points": 64,
+        "steps": 1000,
+        "learning_rate": 3e-3,
+        "seed": 0,
+        "widths": [2, 3, 4],
+        "depths": [1, 2, 3, 4, 5, 6, 8, 10, 12],
+        "train_widths": [2, 4],
+        "train_depths": [2, 4, 6, 8, 10],
+    },
+    "trained": {
+        "train_images": 10000,
+        "test_images": 5000,
+        "epochs": 4,
+        "batch_size": 128,
+        "optimizer": "adam",
+        "momentum": 0.9,
+        "probe_images": 1000,
+        "learning_rates": [1e-3, 3e-3, 1e-2, 3e-2],
+        "seeds": [0, 1, 2],
+    },
+}
+QUICK = {
+    "born_dead": {
+        **FULL["born_dead"],
+        "runs": 50,
+        "init_runs": 200,
+        "steps": 300,
+        "widths": [2],
+        "depths": [2, 4, 8],
+        "train_widths": [2],
+        "train_depths": [2, 8],
+    },
+    "trained": {
+        **FULL["trained"],
+        "train_images": 2000,
+        "test_images": 1000,
+        "epochs": 2,
+        "learning_rates": [1e-3, 3e-2],
+        "seeds": [0],
+    },
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    names = ",".join(VARIANTS)
+    parser.add_argument("--part", choices=("born_dead", "trained", "all"), default="all")
+    parser.add_argument("--variants", default=names, help=f"Default: {names}")
+    parser.add_argument("--out", default="dying_relu_results", help="Results folder.")
+    parser.add_argument(
+        "--data-dir",
+        help="Local CIFAR-10 (as for cifar10_compare.py). Default: keras.datasets.",
+    )
+    parser.add_argument("--cache-dir", default=str(data_lib.DEFAULT_CACHE_DIR))
+    parser.add_argument(
+        "--quick", action="store_true", help="A few-minute run with smaller sizes (QUICK)."
+    )
+    parser.add_argument("--config", help="A JSON file replacing the sizes (FULL's keys).")
+    parser.add_argument("--report-only", action="store_true", help="Only rebuild the report.")
+    parser.add_argument("--markdown", help="Also write the report below this file's preface.")
+    args = parser.parse_args(argv)
+    unknown = set(args.variants.split(",")) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown --variants {sorted(unknown)}; choose from {names}")
+    return args
+
+
+def born_dead_path(out, variant, width, depth):
+    return Path(out) / "born_dead" / f"{variant}_w{width}_d{depth}.json"
+
+
+def trained_path(out, variant, learning_rate, seed):
+    return Path(out) / "trained" / f"{variant}_lr{learning_rate:g}_seed{seed}.json"
+
+
+def _existing(path, config):
+    """The stored result at `path` if made with `config`; raises if made with another."""
+    if not path.exists():
+        return None
+    stored = json.loads(path.read_text())
+    if stored["config"] != config:
+        raise ValueError(
+            f"{path} was made with {stored['config']}, not {config}: use another --out."
+        )
+    return stored
+
+
+def run_born_dead(variants, config, out):
+    common = {k: config[k] for k in ("points", "steps", "learning_rate", "seed")}
+    for width in config["widths"]:
+        for depth in config["depths"]:
+            train = width in config["train_widths"] and depth in config["train_depths"]
+            point = {**common, "runs": config["runs"] if train else config["init_runs"]}
+            point["trained"] = train
+            missing = [
+                v
+                for v in variants
+                if _existing(born_dead_path(out, v, width, depth), point) is None
+            ]
+            if not missing:
+                continue
+            print(f"born dead: width {width}, depth {depth}, {len(missing)} variants", flush=True)
+            results = born_dead.run_point(missing, width, depth, point, train=train)
+            for variant, result in results.items():
+                payload = {"variant": variant, "width": width, "depth": depth, "config": point}
+                write_json_atomically(born_dead_path(out, variant, width, depth), payload | result)
+
+
+def run_trained(variants, config, out, data_dir, cache_dir):
+    (x_train, y_train), (x_test, y_test) = data_lib.load(data_dir, cache_dir)
+    data = (
+        subset(x_train, y_train, config["train_images"]),
+        subset(x_test, y_test, config["test_images"]),
+    )
+    run_config = {k: v for k, v in config.items() if k not in ("learning_rates", "seeds")}
+    for seed in config["seeds"]:
+        for learning_rate in config["learning_rates"]:
+            for variant in variants:
+                path = trained_path(out, variant, learning_rate, seed)
+                if _existing(path, run_config) is not None:
+                    continue
+                result = trained.train_run(variant, learning_rate, seed, data, run_config)
+                write_json_atomically(path, result)
+                print(
+                    f"trained: {variant} lr {learning_rate:g} seed {seed}: "
+                    f"test accuracy {result['test_accuracy']:.3f}, dead "
+                    f"{result['history'].get('dead_fraction', [float('nan')])[-1]:.3f}",
+                    flush=True,
+                )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = Path(args.out)
+    sizes = QUICK if args.quick else FULL
+    if args.config:
+        sizes = json.loads(Path(args.config).read_text())
+    variants = args.variants.split(",")
+    try:
+        if not args.report_only and args.part in ("born_dead", "all"):
+            run_born_dead(variants, sizes["born_dead"], out)
+        if not args.report_only and args.part in ("trained", "all"):
+            run_trained(variants, sizes["trained"], out, args.data_dir, args.cache_dir)
+    except (data_lib.DataError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    written = report.write_report(out, args.markdown)
+    print("Report:", ", ".join(str(path) for path in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

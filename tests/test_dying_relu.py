@@ -1,0 +1,137 @@
+"""The dying-ReLU study (examples/dying_relu.py) end to end on tiny synthetic data.
+
+Both parts run at toy sizes in seconds: files written, a second run skips them, a
+run with other sizes is refused, the report and `resistance.json` are rebuilt, and
+`DeadUnitMonitor` warns when a large negative bias has killed the ReLUs.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+import dying_relu  # noqa: E402
+from dying import born_dead  # noqa: E402
+from dying import report  # noqa: E402
+from dying import trained  # noqa: E402
+
+TINY = {
+    "born_dead": {
+        "runs": 6,
+        "init_runs": 8,
+        "points": 16,
+        "steps": 20,
+        "learning_rate": 3e-3,
+        "seed": 0,
+        "widths": [2],
+        "depths": [2, 3],
+        "train_widths": [2],
+        "train_depths": [3],
+    },
+    "trained": {
+        "train_images": 48,
+        "test_images": 24,
+        "epochs": 1,
+        "batch_size": 16,
+        "optimizer": "adam",
+        "momentum": 0.9,
+        "probe_images": 24,
+        "learning_rates": [0.1],
+        "seeds": [0],
+    },
+}
+VARIANTS = "relu,leaky_relu"
+
+
+def _synthetic_cifar(*args):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(96, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(96) % 10
+    return (images[:64], labels[:64]), (images[64:], labels[64:])
+
+
+@pytest.fixture
+def study(tmp_path, monkeypatch):
+    monkeypatch.setattr(dying_relu.data_lib, "load", _synthetic_cifar)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    out = tmp_path / "results"
+    args = ["--config", str(config), "--out", str(out), "--variants", VARIANTS]
+    return out, args, tmp_path
+
+
+def test_both_parts_write_results_a_report_and_resume(study, monkeypatch):
+    out, args, tmp_path = study
+    markdown = tmp_path / "DYING_RELU.md"
+    markdown.write_text(f"# Hand-written\n\nKept.\n{report.PREFACE_END}\nold report\n")
+    assert dying_relu.main([*args, "--markdown", str(markdown)]) == 0
+    born = sorted(p.name for p in (out / "born_dead").glob("*.json"))
+    assert born == [f"{v}_w2_d{d}.json" for v in ("leaky_relu", "relu") for d in (2, 3)]
+    relu_deep = json.loads((out / "born_dead" / "relu_w2_d3.json").read_text())
+    assert len(relu_deep["per_run_collapsed"]) == 6 and "collapsed" in relu_deep
+    assert "collapsed" not in json.loads((out / "born_dead" / "relu_w2_d2.json").read_text())
+    runs = sorted(p.name for p in (out / "trained").glob("*.json"))
+    assert runs == ["leaky_relu_lr0.1_seed0.json", "relu_lr0.1_seed0.json"]
+    run = json.loads((out / "trained" / "relu_lr0.1_seed0.json").read_text())
+    assert {"dead_fraction/act1", "inactive_fraction/act3", "val_accuracy"} <= set(run["history"])
+    assert len(run["inactive_units_by_epoch"]) == 2  # Before training and after epoch 1.
+    resistance = json.loads((out / "resistance.json").read_text())
+    assert list(resistance) == ["relu", "leaky_relu"]
+    assert all(isinstance(row["summary"], str) and row["summary"] for row in resistance.values())
+    assert resistance["relu"]["learning_rates"] == [0.1]
+    for name in ("collapse_vs_depth", "born_dead_vs_depth", "dead_vs_epoch", "final_dead_vs_lr"):
+        assert (out / "plots" / f"{name}.png").stat().st_size > 0
+    text = markdown.read_text()
+    assert text.startswith("# Hand-written\n\nKept.\n") and "old report" not in text
+    assert "## Born dead" in text and "## Trained to death" in text
+    assert "](results/plots/dead_vs_epoch.png)" in text
+
+    # A second run finds every result and trains nothing.
+    def refuse(*args, **kwargs):
+        raise AssertionError("retrained a finished result")
+
+    monkeypatch.setattr(born_dead, "run_point", refuse)
+    monkeypatch.setattr(trained, "train_run", refuse)
+    assert dying_relu.main(args) == 0
+
+
+def test_results_made_with_other_sizes_are_not_mixed(study, capsys):
+    out, args, tmp_path = study
+    assert dying_relu.main([*args, "--part", "born_dead"]) == 0
+    other = json.loads(json.dumps(TINY))
+    other["born_dead"]["steps"] = 30
+    config = tmp_path / "other.json"
+    config.write_text(json.dumps(other))
+    assert dying_relu.main([*args, "--part", "born_dead", "--config", str(config)]) == 2
+    assert "use another --out" in capsys.readouterr().err
+
+
+def test_vectorized_networks_are_independent_and_paired():
+    config = {"runs": 16, "points": 16, "steps": 10, "learning_rate": 1e-2, "seed": 3}
+    alone = born_dead.run_point(("relu",), 2, 5, config)
+    together = born_dead.run_point(("leaky_relu", "relu", "prelu"), 2, 5, config)
+    # Same initial weights per run index, whatever else shares the model.
+    assert alone["relu"]["per_run_born_dead"] == together["relu"]["per_run_born_dead"]
+    assert alone["relu"]["per_run_collapsed"] == together["relu"]["per_run_collapsed"]
+    # A ReLU network with a layer stuck below 0 is a constant function.
+    assert alone["relu"]["born_dead"] == alone["relu"]["constant_at_init"] > 0
+    # Leaky ReLU never outputs a constant from the same weights.
+    assert together["leaky_relu"]["constant_at_init"] == 0.0
+
+
+def test_dead_unit_monitor_warns_when_a_negative_bias_killed_the_relus():
+    config = {**TINY["trained"], "initial_bias": -3.0}
+    config.pop("learning_rates"), config.pop("seeds")
+    result = trained.train_run("relu", 1e-3, 0, _synthetic_cifar(), config)
+    assert result["dead_unit_warnings"], result["history"]
+    assert result["dead_unit_warnings"][0].startswith("Epoch 1: dead units above 20% in ")
+    assert result["history"]["dead_fraction"][-1] > trained.WARN_ABOVE
+    # Leaky ReLU keeps those units (not dead) but the inactive fraction shows them.
+    leaky = trained.train_run("leaky_relu", 1e-3, 0, _synthetic_cifar(), config)
+    assert leaky["dead_unit_warnings"] == [] and leaky["history"]["dead_fraction"][-1] == 0.0
+    assert leaky["history"]["inactive_fraction"][-1] > trained.WARN_ABOVE
