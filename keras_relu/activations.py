@@ -62,6 +62,11 @@ class ActivationCall(keras.Operation):
         function: The function's name, e.g. "crelu".
         arguments: Its keyword arguments, e.g. `{"axis": 1}`. Default: None.
         name: The node's name. Default: the function's name.
+
+    Example:
+    >>> inputs = keras.Input((4,))
+    >>> model = keras.Model(inputs, keras_relu.activations.crelu(inputs))  # (None, 8)
+    >>> model.operations[-1]  # ActivationCall: function="crelu", arguments={}
     """
 
     def __init__(self, function, arguments=None, name=None):
