@@ -45,7 +45,10 @@ def _activation(function):
     @functools.wraps(function)
     def activation(*args, **kwargs):
         if any(isinstance(arg, keras.KerasTensor) for arg in (*args, *kwargs.values())):
-            return ActivationCall(function.__name__, kwargs)(*args)
+            # Tensors are the node's inputs; the other arguments are its config.
+            tensors = {k: v for k, v in kwargs.items() if isinstance(v, keras.KerasTensor)}
+            arguments = {k: v for k, v in kwargs.items() if k not in tensors}
+            return ActivationCall(function.__name__, arguments)(*args, **tensors)
         return function(*args, **kwargs)
 
     return _register(activation)
@@ -78,8 +81,8 @@ class ActivationCall(keras.Operation):
         self.function = function
         self.arguments = dict(arguments or {})
 
-    def call(self, *args):
-        return _FUNCTIONS[self.function](*args, **self.arguments)
+    def call(self, *args, **tensors):
+        return _FUNCTIONS[self.function](*args, **tensors, **self.arguments)
 
     def get_config(self):
         return {"name": self.name, "function": self.function, "arguments": self.arguments}

@@ -128,6 +128,15 @@ def test_functions_build_functional_models(case):
         )
 
 
+def test_prelu_with_a_symbolic_alpha_by_keyword():
+    inputs, slopes = keras.Input((4,)), keras.Input((4,))
+    model = keras.Model([inputs, slopes], activations.prelu(inputs, alpha=slopes))
+    alpha = np.full((3, 4), 0.5, "float32")
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(model([X, alpha])), np.where(X > 0, X, 0.5 * X), rtol=1e-6
+    )
+
+
 def test_functional_model_of_functions_saves_and_loads(tmp_path):
     inputs = keras.Input((4,))
     outputs = keras.layers.Dense(2)(activations.crelu(activations.gelu(inputs), axis=1))
