@@ -270,7 +270,7 @@ def write_report(out_dir, markdown_path=None):
     targets = [out_dir / "results.md"] + ([Path(markdown_path)] if markdown_path else [])
     for target in targets:
         text = _markdown(rows, runs, out_dir, target.parent)
-        write_text_atomically(target, _preface(target) + text)
+        write_text_atomically(target, kept_preface(target) + text)
         written.append(target)
     return written
 
@@ -308,13 +308,13 @@ def _smoke_instead_of_verdicts(reason):
     ]
 
 
-def _preface(path):
-    """The hand-written text above PREFACE_END in `path`, kept when the report is rewritten."""
+def kept_preface(path, marker=PREFACE_END):
+    """The hand-written text above `marker` in `path`, kept when a report is rewritten."""
     if not path.exists():
         return ""
     text = path.read_text()
-    end = text.find(PREFACE_END)
-    return "" if end < 0 else text[: end + len(PREFACE_END)] + "\n\n"
+    end = text.find(marker)
+    return "" if end < 0 else text[: end + len(marker)] + "\n\n"
 
 
 def _markdown(rows, runs, out_dir, relative_to):

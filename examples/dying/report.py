@@ -34,6 +34,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from cifar10.report import kept_preface  # noqa: E402
 from cifar10.train import write_json_atomically  # noqa: E402
 from cifar10.train import write_text_atomically  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
@@ -410,17 +411,9 @@ def write_report(out_dir, markdown_path=None):
     targets = [out_dir / "report.md"] + ([Path(markdown_path)] if markdown_path else [])
     for target in targets:
         text = _markdown(born, table, summary, plots, target.parent)
-        write_text_atomically(target, _preface(target) + text)
+        write_text_atomically(target, kept_preface(target, PREFACE_END) + text)
         written.append(target)
     return written
-
-
-def _preface(path):
-    if not path.exists():
-        return ""
-    text = path.read_text()
-    end = text.find(PREFACE_END)
-    return "" if end < 0 else text[: end + len(PREFACE_END)] + "\n\n"
 
 
 def _markdown(born, table, summary, plots, relative_to):
