@@ -1,5 +1,7 @@
 """The package's modules import each other one way, in the order README's Development
-section lists them: no cycles, and `_keras_integration` imports no other module of ours."""
+section lists them: no cycles, and `_keras_integration` imports no other module of ours.
+A subpackage (`diagnostics/`) is one place in that order: its files may import each other
+and the modules below it."""
 
 import ast
 import pathlib
@@ -37,21 +39,32 @@ def imported_modules(path):
     return found
 
 
+def files_of(module):
+    """The source files of `module`: its one file, or every file of a subpackage."""
+    path = PACKAGE / module
+    return sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+
+
 def test_every_module_is_placed_in_the_layering():
     modules = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}
+    modules |= {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
     assert modules == set(LAYERS)
 
 
 def test_modules_import_only_lower_ones():
     for position, module in enumerate(LAYERS):
-        imports = imported_modules(PACKAGE / f"{module}.py")
-        higher = imports - set(LAYERS[:position])
-        assert not higher, f"keras_relu/{module}.py imports {sorted(higher)}, which sit above it"
+        for path in files_of(module):
+            higher = imported_modules(path) - set(LAYERS[: position + 1])
+            assert not higher, f"{path.relative_to(PACKAGE)} imports {sorted(higher)}, above it"
 
 
 def test_the_layering_is_readme_s():
     readme = (PACKAGE.parent / "README.md").read_text()
     section = readme[readme.index("## Development") :]
-    positions = [section.index(f"`{name}.py`") for name in LAYERS if name != "_checks"]
+    positions = [
+        section.index(f"`{name}/`" if (PACKAGE / name).is_dir() else f"`{name}.py`")
+        for name in LAYERS
+        if name != "_checks"
+    ]
     positions.insert(0, section.index("`keras_relu/_checks.py`"))
     assert positions == sorted(positions)
