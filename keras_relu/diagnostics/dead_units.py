@@ -200,6 +200,7 @@ class _PreActivation(keras.layers.Layer):
         if shapes != [tuple(v.shape) for v in self._source_variables]:
             raise ValueError(f"{layer.name}: its linear twin has other variables ({shapes}).")
         self.built = True  # Nothing of its own to build (TimeDistributed asks).
+        self.supports_masking = True  # Its output keeps its input's mask.
 
     @classmethod
     def of(cls, layer, input_shape):
@@ -277,6 +278,10 @@ class _BlockProbe(keras.layers.Layer):
                 if twin is not None:
                     self._twins[str(id(layer))] = twin
         self.calls = None
+        self.supports_masking = True  # Takes masked inputs (the block reads their mask).
+
+    def compute_mask(self, *args, **kwargs):
+        return None  # Its outputs are measured with the block's input mask (see _Probe).
 
     def call(self, *args, **kwargs):
         with _keras_integration.recording_calls(self._inner_layers) as calls:
