@@ -177,6 +177,11 @@ def _inner_activation_layers(block, prefix):
     return found
 
 
+def _unique_name(name):
+    """`name` made unique among the probe's layers: a layer may be called several times."""
+    return f"{name}_{keras.backend.get_uid(name)}"
+
+
 class _PreActivation(keras.layers.Layer):
     """The input of `layer`'s inline activation: `layer` without it, on `layer`'s weights.
 
@@ -190,8 +195,9 @@ class _PreActivation(keras.layers.Layer):
     """
 
     def __init__(self, layer, input_shape):
-        # Named by Keras (unique in the probe: a layer may be called several times).
-        super().__init__(dtype=layer.dtype_policy)
+        super().__init__(
+            name=_unique_name(f"{layer.name}_pre_activation"), dtype=layer.dtype_policy
+        )
         self._source_variables = list(layer.variables)
         config = {**layer.get_config(), "activation": None, "name": self.name}
         self._twin = type(layer).from_config(config)
@@ -268,7 +274,9 @@ class _BlockProbe(keras.layers.Layer):
     """
 
     def __init__(self, block, inner_layers):
-        super().__init__(dtype=block.dtype_policy)
+        super().__init__(
+            name=_unique_name(f"{block.name}_inner_activations"), dtype=block.dtype_policy
+        )
         self._block = block
         self._inner_layers = list(inner_layers)
         self._twins = {}
@@ -435,7 +443,7 @@ class _Probe:
         step_shape = (args[0].shape[0], *args[0].shape[2:])
 
         def wrap(twin):
-            return keras.layers.TimeDistributed(twin)
+            return keras.layers.TimeDistributed(twin, name=_unique_name(twin.name))
 
         x = _pre_activation(inner, args, kwargs, step_shape, wrap=wrap)
         axis = _declared_channel_axis(inner)
