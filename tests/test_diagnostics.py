@@ -202,6 +202,8 @@ def test_leaky_variants_keep_their_negative_unit_alive():
         (keras.layers.Activation("linear"), False),
         (keras.layers.BatchNormalization(), False),
         (keras.layers.LSTM(2), False),
+        (keras.layers.LSTMCell(2), False),
+        (keras.layers.TimeDistributed(keras.layers.Dense(2, activation="relu")), False),
     ],
 )
 def test_which_layers_are_activation_layers(layer, measured):
@@ -435,6 +437,16 @@ def test_time_distributed_is_measured_on_its_inner_activation():
     }
 
 
+def test_time_distributed_crelu_keeps_its_own_axis():
+    # CReLU(axis=1) on frames of (2, 3): axis 2 of the wrapper's (batch, time, 2, 3).
+    frames = np.abs(INPUTS.reshape(4, 3, 2, 3)) + 0.1
+    inputs = keras.Input((3, 2, 3))
+    wrapper = keras.layers.TimeDistributed(keras_relu.CReLU(axis=1, name="crelu"), name="td")
+    stats = diagnostics.activation_stats(keras.Model(inputs, wrapper(inputs)), frames)
+    assert stats["td/crelu"]["units"] == 4
+    assert stats["td/crelu"]["dead_fraction"] == stats["td/crelu"]["inactive_fraction"] == 0.5
+
+
 class FeedForward(keras.layers.Layer):
     """A user's block: Dense(relu) then a linear Dense back to the input width."""
 
@@ -456,6 +468,7 @@ def test_a_block_is_measured_on_its_inner_activation_not_its_output():
     block = FeedForward(name="block")
     inputs = keras.Input((3,))
     model = keras.Model(inputs, block(inputs))
+    assert not diagnostics.is_activation_layer(block)  # It has `activation`, applied inside.
     kernel, bias = block.hidden.get_weights()
     block.hidden.set_weights([np.zeros_like(kernel), np.full_like(bias, -1.0)])  # All dead.
     call_before = keras.layers.Layer.__call__

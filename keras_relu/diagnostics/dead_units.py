@@ -117,6 +117,8 @@ def is_activation_layer(layer):
     """
     if not isinstance(layer, keras.layers.Layer) or _is_recurrent(layer):
         return False
+    if _inner_activation_layers(layer, ""):
+        return False
     activation = getattr(layer, "activation", None)
     if isinstance(layer, keras.layers.Activation) or activation is not None:
         return callable(activation) and activation is not keras.activations.linear
@@ -232,11 +234,15 @@ class _PreActivation(keras.layers.Layer):
             return self._twin.call(*args, **kwargs)
 
 
-def _with_crelu_input(layer, inputs):
-    """CReLU's units are relu(x) and relu(-x): its input counts as concat(x, -x)."""
+def _with_crelu_input(layer, inputs, time_axis=False):
+    """CReLU's units are relu(x) and relu(-x): its input counts as concat(x, -x).
+
+    `time_axis`: `inputs` has a time axis at 1 that `layer` does not see (TimeDistributed).
+    """
     axis = _crelu_axis(layer)
     if axis is None or inputs is None:
         return inputs
+    axis = axis + 1 if time_axis and axis >= 0 else axis
     return ops.concatenate([inputs, ops.negative(inputs)], axis=axis)
 
 
@@ -246,13 +252,14 @@ def _pre_activation(layer, args, kwargs, input_shape, wrap=None):
     `wrap` puts the linear twin of an inline activation in the layer's place (a
     TimeDistributed around it); `input_shape` is the shape the twin is built for.
     """
+    time_axis = wrap is not None
     if isinstance(layer, _ACTIVATION_LAYER_TYPES):
-        return _with_crelu_input(layer, args[0])
+        return _with_crelu_input(layer, args[0], time_axis)
     twin = _PreActivation.of(layer, input_shape)
     if twin is None:
         return None
     inputs = (twin if wrap is None else wrap(twin))(*args, **kwargs)
-    return _with_crelu_input(layer, inputs)
+    return _with_crelu_input(layer, inputs, time_axis)
 
 
 def _build_input_shape(layer):
@@ -608,20 +615,23 @@ def _input_batches(data, batch_size):
 
 
 def activation_stats(model, data, batch_size=256):
-    """Dead and inactive units, sparsity and saturation of each activation layer.
+    """Dead and inactive units, sparsity and saturation of each activation.
 
-    For each use of each activation layer (see the module docstring), on `data`, in
-    inference mode, with x the activation's input and y its output:
+    For each use of each activation layer or graph node, and of each activation
+    layer inside a block (see the module docstring), on `data`, in inference mode,
+    over the positions the Keras mask keeps, with x the activation's input and y
+    its output:
     ```
     dead_fraction       = (units with y == 0 for every example and position) / units
     inactive_fraction   = (units with x <= 0 for every example and position) / units
     sparsity            = (outputs with y == 0) / outputs
     saturated_fraction  = (outputs with y >= cap) / outputs     (only ReLU6-like layers)
     ```
-    A unit is one index of the last axis (a channel of a channels-last convolution).
-    A ReLU's inactive fraction is its dead fraction; a Leaky ReLU's counts the units
-    a ReLU would have lost. The model runs once per batch: one probe model returns
-    every activation's input and output.
+    A unit is one index of the channel axis: axis 1 after a channels-first layer,
+    the `axis` of a BatchNormalization or CReLU, otherwise the last. A ReLU's
+    inactive fraction is its dead fraction; a Leaky ReLU's counts the units a ReLU
+    would have lost. The model runs once per batch: one probe model returns every
+    activation's input and output (a block with inner activation layers runs twice).
 
     Args:
         model: A built Functional or Sequential model; nested models are entered.
@@ -633,9 +643,14 @@ def activation_stats(model, data, batch_size=256):
     Returns:
         `{layer_path: {"units", "dead_fraction", "inactive_fraction", "sparsity"[,
         "saturated_fraction"]}}` in graph order. Layers of nested models are named
-        "nested_model/layer"; a layer's second and later calls "layer@1", "layer@2"...
+        "nested_model/layer", those inside a block or a TimeDistributed
+        "block/layer"; a layer's second and later calls "layer@1", "layer@2"...
         `inactive_fraction` is left out for an inline activation of a custom layer
         that cannot be rebuilt from its config with `activation=None`.
+
+    Warns:
+        UnmeasuredActivationWarning: Activation layers inside a block that could not
+            be reached (named, with the reason); they are left out of the result.
 
     Example:
     >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4), keras_relu.ReLU()])
