@@ -1,6 +1,6 @@
 """The one module that touches Keras internals (tested against Keras 3.15).
 
-Keras 3 has no public way to do these five things, so they are done here and
+Keras 3 has no public way to do these six things, so they are done here and
 nowhere else, each checked when it is installed so that a Keras release that
 changes what they rely on fails at `import keras_relu` with a message, not
 later with a wrong model:
@@ -31,8 +31,14 @@ later with a wrong model:
    included), every layer nested inside a layer (to find activations a subclassed
    layer would rebuild from its config), and which activation a `keras.ops` call
    in a functional graph (`x = keras.ops.relu(x)`) computes.
+6. `keras_mask` and `recording_calls`, for `keras_relu.diagnostics`: the Keras mask
+   a tensor carries (`backend.get_keras_mask`, not exported), and the inputs and
+   outputs of given layers while a block runs: the only way to reach an activation
+   layer called inside a subclassed layer's `call`. `Layer.__call__` is wrapped for
+   the duration of a `with` block and restored in a `finally`.
 """
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -108,9 +114,43 @@ def is_functional(model):
     return isinstance(model, _load_class("keras.src.models.functional", "Functional"))
 
 
-def sublayers(layer):
-    """Every layer tracked inside `layer`, recursively, `layer` itself excluded."""
-    return list(layer._flatten_layers(include_self=False, recursive=True))
+def sublayers(layer, recursive=True):
+    """Every layer tracked inside `layer` (only its direct children if not `recursive`),
+    `layer` itself excluded."""
+    return list(layer._flatten_layers(include_self=False, recursive=recursive))
+
+
+def keras_mask(tensor):
+    """The Keras mask `tensor` carries (a symbolic or real tensor), or None."""
+    from keras.src.backend import get_keras_mask
+
+    return get_keras_mask(tensor)
+
+
+@contextlib.contextmanager
+def recording_calls(layers):
+    """Records every call of `layers` made through `Layer.__call__` inside the block.
+
+    Yields a list that fills with `(layer, args, kwargs, outputs)` in call order.
+    Other layers' calls pass through unchanged. A layer whose caller runs its
+    `call` directly (TimeDistributed does) is not recorded.
+    """
+    targets = {id(layer) for layer in layers}
+    calls = []
+    original = keras.layers.Layer.__call__
+
+    @functools.wraps(original)
+    def __call__(self, *args, **kwargs):
+        outputs = original(self, *args, **kwargs)
+        if id(self) in targets:
+            calls.append((self, args, kwargs, outputs))
+        return outputs
+
+    keras.layers.Layer.__call__ = __call__
+    try:
+        yield calls
+    finally:
+        keras.layers.Layer.__call__ = original
 
 
 # The operations `keras.ops.relu(x)` and its kind leave in a functional graph, by
@@ -143,6 +183,12 @@ def _check_model_introspection():
         _load_class("keras.src.ops.nn", class_name)
     if not callable(getattr(keras.layers.Layer, "_flatten_layers", None)):
         _fail("Layer._flatten_layers is gone")
+    if "__call__" not in vars(keras.layers.Layer):
+        _fail("keras.layers.Layer no longer defines __call__")
+    try:
+        from keras.src.backend import get_keras_mask  # noqa: F401
+    except ImportError:
+        _fail("keras.src.backend.get_keras_mask is gone")
 
 
 def _check_tensorflow_uniform():

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import keras
 
+from keras_relu import _keras_integration
 from keras_relu import activations
 from keras_relu import layers
 
@@ -154,3 +155,45 @@ def _keras_string_names():
         for v in VARIANTS
         if v.by_name
     }
+
+
+_FUNCTION_NAMES = {v.function: v.name for v in VARIANTS}
+
+
+def canonical_name(name):
+    """The registry name for `name` ("silu" is "swish"), or `name` in lower case."""
+    try:
+        return variant(name).name
+    except ValueError:
+        return name.lower()
+
+
+def function_name(function):
+    """The registry name of an activation function ("silu" is "swish"), or None.
+
+    Keras's functions are named by their `activation=` string, this package's by
+    the registry; anything else (a lambda, a custom function) has no name.
+    """
+    if not callable(function) or function is keras.activations.linear:
+        return None
+    if function in _FUNCTION_NAMES:
+        return _FUNCTION_NAMES[function]
+    name = getattr(function, "__name__", None)
+    try:
+        if not isinstance(name, str) or keras.activations.get(name) is not function:
+            return None
+    except (ValueError, TypeError):
+        return None
+    return canonical_name(name)
+
+
+def operation_function_name(operation):
+    """What a `keras.ops` call or a `keras_relu.activations` call in a functional graph
+    computes (a registry name, "sigmoid", "softmax"), or None for any other operation.
+
+    `swap_activations` replaces these nodes and `diagnostics.activation_stats` measures
+    them: one recognition for both.
+    """
+    if isinstance(operation, activations.ActivationCall):
+        return canonical_name(operation.function)
+    return _keras_integration.activation_op_name(operation)

@@ -14,7 +14,6 @@ import keras
 from keras import ops
 
 from keras_relu import _keras_integration
-from keras_relu import activations
 from keras_relu import layers
 from keras_relu import registry
 
@@ -37,26 +36,8 @@ _INLINE_ACTIVATION_LAYERS = (
 # Where else an activation function can sit in a layer (recurrent cells and
 # layers, custom layers): there it cannot be moved out, so a match is refused.
 _ACTIVATION_ATTRIBUTES = ("activation", "recurrent_activation")
-_FUNCTION_NAMES = {v.function: v.name for v in registry.VARIANTS}
-
-
-def function_name(function):
-    """The registry name of an activation function ("silu" is "swish"), or None.
-
-    Keras's functions are named by their `activation=` string, this package's by
-    the registry; anything else (a lambda, a custom function) has no name.
-    """
-    if not callable(function) or function is keras.activations.linear:
-        return None
-    if function in _FUNCTION_NAMES:
-        return _FUNCTION_NAMES[function]
-    name = getattr(function, "__name__", None)
-    try:
-        if not isinstance(name, str) or keras.activations.get(name) is not function:
-            return None
-    except (ValueError, TypeError):
-        return None
-    return _canonical(name)
+# Recognition shared with the diagnostics lives in the registry; kept here for callers.
+function_name = registry.function_name
 
 
 def _relu_layer_name(layer):
@@ -87,13 +68,6 @@ def layer_function_name(layer):
         if type(layer) is cls:
             return name(layer) if callable(name) else name
     return None
-
-
-def _canonical(name):
-    try:
-        return registry.variant(name).name
-    except ValueError:
-        return name.lower()
 
 
 def _old_name(name):
@@ -206,7 +180,7 @@ class _Swapper:
         if isinstance(layer, keras.Model) and _is_graph_model(layer):
             return self.model(layer, where)
         if not isinstance(layer, keras.layers.Layer):  # A keras.ops call in the graph.
-            computes = self._seen(_graph_op_name(layer))
+            computes = self._seen(registry.operation_function_name(layer))
             if computes in self.old:
                 return self._activation_layer(layer, layer.name)
             return self._from_config(layer, where)
@@ -335,13 +309,6 @@ class _Swapper:
                 f"copied {missing}, new weights with no original {unexpected}, weights shared "
                 f"with the original {shared}."
             )
-
-
-def _graph_op_name(operation):
-    """What a `keras.ops` call or a `keras_relu.activations` call in a graph computes."""
-    if isinstance(operation, activations.ActivationCall):
-        return _canonical(operation.function)
-    return _keras_integration.activation_op_name(operation)
 
 
 def _is_input(layer):

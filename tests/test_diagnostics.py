@@ -202,6 +202,8 @@ def test_leaky_variants_keep_their_negative_unit_alive():
         (keras.layers.Activation("linear"), False),
         (keras.layers.BatchNormalization(), False),
         (keras.layers.LSTM(2), False),
+        (keras.layers.LSTMCell(2), False),
+        (keras.layers.TimeDistributed(keras.layers.Dense(2, activation="relu")), False),
     ],
 )
 def test_which_layers_are_activation_layers(layer, measured):
@@ -295,3 +297,266 @@ def test_monitor_warns_past_its_threshold():
 def test_monitor_rejects_a_threshold_outside_0_1():
     with pytest.raises(ValueError, match="warn_above"):
         diagnostics.DeadUnitMonitor(INPUTS, warn_above=20)
+
+
+# Channels-first: 4 of 8 channels stuck below 0 (zero weights, bias -1), on images
+# (batch, 2, 5, 5) whose values are all positive.
+CHANNELS_FIRST_IMAGES = (
+    np.abs(np.random.default_rng(2).normal(size=(6, 2, 5, 5))).astype("float32") + 0.1
+)
+
+
+def half_dead_channels_first_conv(activation=None, name="conv"):
+    conv = keras.layers.Conv2D(8, 1, activation=activation, data_format="channels_first", name=name)
+    conv.build((None, 2, 5, 5))
+    kernel = np.ones((1, 1, 2, 8), "float32")
+    kernel[..., :4] = 0.0
+    conv.set_weights([kernel, np.where(np.arange(8) < 4, -1.0, 0.0).astype("float32")])
+    return conv
+
+
+def half_dead_channels_first_norm(name="bn"):
+    """BatchNormalization(axis=1) mapping channels 0-3 to -1 and 4-7 to the input + 1."""
+    norm = keras.layers.BatchNormalization(axis=1, name=name)
+    norm.build((None, 8, 5, 5))
+    gamma = np.where(np.arange(8) < 4, 0.0, 1.0).astype("float32")
+    beta = np.where(np.arange(8) < 4, -1.0, 1.0).astype("float32")
+    norm.set_weights([gamma, beta, np.zeros(8, "float32"), np.full(8, 1.0 - 1e-3, "float32")])
+    return norm
+
+
+# TensorFlow has no channels-first (NCHW) convolution kernel on the CPU: Keras's own
+# model cannot run there, so that context exists only on a GPU.
+NCHW_CONV_UNAVAILABLE = keras.config.backend() == "tensorflow" and not (
+    __import__("tensorflow").config.list_physical_devices("GPU")
+)
+
+
+@pytest.mark.skipif(NCHW_CONV_UNAVAILABLE, reason="TensorFlow's CPU Conv2D has no NCHW kernel")
+def test_channels_first_convolution_is_measured_on_its_channels():
+    inputs = keras.Input((2, 5, 5))
+    inline = half_dead_channels_first_conv(activation="relu", name="inline")(inputs)
+    linear = half_dead_channels_first_conv(name="linear")(inputs)
+    after = keras_relu.ReLU(name="after")(keras.layers.Dropout(0.5)(linear))
+    op = keras.ops.relu(linear)
+    model = keras.Model(inputs, [inline, after, op])
+    stats = diagnostics.activation_stats(model, CHANNELS_FIRST_IMAGES)
+    for path in ("inline", "after", op._keras_history[0].name):
+        assert stats[path]["units"] == 8
+        assert stats[path]["dead_fraction"] == stats[path]["inactive_fraction"] == 0.5
+
+
+def test_channels_first_normalization_gives_the_next_activation_its_axis():
+    # (batch, 8, 5, 5) from the images: channels on axis 1, the last axis has 5.
+    inputs = keras.Input((2, 5, 5))
+    x = keras.layers.Concatenate(axis=1)([inputs] * 4)
+    x = half_dead_channels_first_norm()(x)
+    relu = keras_relu.ReLU(name="relu")(keras.layers.Dropout(0.5)(x))
+    activation = keras.layers.Activation("relu", name="activation")(x)
+    model = keras.Model(inputs, [relu, activation])
+    stats = diagnostics.activation_stats(model, CHANNELS_FIRST_IMAGES)
+    for path in ("relu", "activation"):
+        assert stats[path]["units"] == 8
+        assert stats[path]["dead_fraction"] == stats[path]["inactive_fraction"] == 0.5
+
+
+def test_crelu_units_lie_along_its_axis():
+    # CReLU(axis=1) of (batch, 2, 5, 5): 4 units on axis 1, relu(x) and relu(-x) of
+    # positive images: the relu(-x) half is dead.
+    inputs = keras.Input((2, 5, 5))
+    model = keras.Model(inputs, keras_relu.CReLU(axis=1, name="crelu")(inputs))
+    stats = diagnostics.activation_stats(model, CHANNELS_FIRST_IMAGES)["crelu"]
+    assert stats["units"] == 4
+    assert stats["dead_fraction"] == stats["inactive_fraction"] == 0.5
+
+
+def test_masked_positions_are_left_out():
+    # Token 0 (padding) embeds to (-1, -1), every other token to (1, 1). Units 0 and 1
+    # fire on real tokens; unit 2 (kernel -1) only on padding.
+    embedding = keras.layers.Embedding(10, 2, mask_zero=True, name="embedding")
+    dense = keras.layers.Dense(3, activation="relu", name="dense")
+    inputs = keras.Input((5,), dtype="int32")
+    model = keras.Model(inputs, dense(embedding(inputs)))
+    embedding.set_weights([np.where(np.arange(10)[:, None] == 0, -1.0, 1.0).repeat(2, 1)])
+    dense.set_weights([np.array([[1, 1, -1], [1, 1, -1]], "float32"), np.zeros(3, "float32")])
+    tokens = np.array([[1, 2, 3, 0, 0], [4, 5, 0, 0, 0]])
+    stats = diagnostics.activation_stats(model, tokens)["dense"]
+    assert stats["dead_fraction"] == stats["inactive_fraction"] == pytest.approx(1 / 3)
+    # Five real tokens x 3 units, of which unit 2's five outputs are 0.
+    assert stats["sparsity"] == pytest.approx(5 / 15)
+    # The per-unit figure the issue asks for: a model of unit 2 alone is all dead.
+    only_padding = keras.layers.Dense(1, activation="relu", name="padding_unit")
+    model = keras.Model(inputs, only_padding(embedding(inputs)))
+    only_padding.set_weights([np.full((2, 1), -1.0, "float32"), np.zeros(1, "float32")])
+    stats = diagnostics.activation_stats(model, tokens)["padding_unit"]
+    assert stats["dead_fraction"] == stats["inactive_fraction"] == stats["sparsity"] == 1.0
+
+
+def test_keras_ops_and_package_function_nodes_are_measured():
+    inputs = keras.Input((3,))
+    x = dense_with_dead_unit(activation=None)(inputs)
+    outputs = [
+        keras.ops.relu(x),
+        keras.ops.relu6(x),
+        keras_relu.activations.leaky_relu(x, negative_slope=0.0),
+        keras_relu.activations.crelu(x),
+    ]
+    model = keras.Model(inputs, outputs)
+    names = [tensor._keras_history[0].name for tensor in outputs]
+    stats = diagnostics.activation_stats(model, INPUTS)
+    assert set(stats) == set(names)
+    for name in names[:3]:
+        assert stats[name]["dead_fraction"] == stats[name]["inactive_fraction"] == 0.25
+    assert stats[names[1]]["saturated_fraction"] == 0.0
+    crelu = stats[names[3]]
+    # relu(x) loses unit 2; relu(-x) of the 3 live units is dead, of unit 2 alive.
+    assert crelu["units"] == 8
+    assert crelu["dead_fraction"] == crelu["inactive_fraction"] == 4 / 8
+
+
+def test_a_graph_of_only_function_nodes_is_measured():
+    inputs = keras.Input((3,))
+    outputs = keras.ops.relu(keras.ops.subtract(inputs, 1.0))
+    stats = diagnostics.activation_stats(keras.Model(inputs, outputs), INPUTS)
+    assert list(stats.values())[0]["sparsity"] == np.mean(INPUTS <= 1.0)
+
+
+def test_time_distributed_is_measured_on_its_inner_activation():
+    dense = dense_with_dead_unit(name="inner")
+    wrapper = keras.layers.TimeDistributed(dense, name="frames")
+    inputs = keras.Input((4, 3))
+    model = keras.Model(inputs, wrapper(inputs))
+    stats = diagnostics.activation_stats(model, INPUTS.reshape(6, 4, 3))
+    assert stats == {
+        "frames/inner": {
+            "units": 4,
+            "dead_fraction": 0.25,
+            "inactive_fraction": 0.25,
+            "sparsity": 0.25,
+        }
+    }
+
+
+def test_time_distributed_crelu_keeps_its_own_axis():
+    # CReLU(axis=1) on frames of (2, 3): axis 2 of the wrapper's (batch, time, 2, 3).
+    frames = np.abs(INPUTS.reshape(4, 3, 2, 3)) + 0.1
+    inputs = keras.Input((3, 2, 3))
+    wrapper = keras.layers.TimeDistributed(keras_relu.CReLU(axis=1, name="crelu"), name="td")
+    stats = diagnostics.activation_stats(keras.Model(inputs, wrapper(inputs)), frames)
+    assert stats["td/crelu"]["units"] == 4
+    assert stats["td/crelu"]["dead_fraction"] == stats["td/crelu"]["inactive_fraction"] == 0.5
+
+
+class FeedForward(keras.layers.Layer):
+    """A user's block: Dense(relu) then a linear Dense back to the input width."""
+
+    def __init__(self, width=4, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.relu  # As keras-hub's blocks keep theirs.
+        self.hidden = keras.layers.Dense(width, activation="relu", name="hidden")
+        self.out = keras.layers.Dense(3, name="out")
+
+    def build(self, input_shape):
+        self.hidden.build(input_shape)
+        self.out.build((*input_shape[:-1], self.hidden.units))
+
+    def call(self, x):
+        return x + self.out(self.hidden(x))
+
+
+def test_a_block_is_measured_on_its_inner_activation_not_its_output():
+    block = FeedForward(name="block")
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, block(inputs))
+    assert not diagnostics.is_activation_layer(block)  # It has `activation`, applied inside.
+    kernel, bias = block.hidden.get_weights()
+    block.hidden.set_weights([np.zeros_like(kernel), np.full_like(bias, -1.0)])  # All dead.
+    call_before = keras.layers.Layer.__call__
+    stats = diagnostics.activation_stats(model, INPUTS)
+    assert keras.layers.Layer.__call__ is call_before
+    assert block.hidden.activation is keras.activations.relu
+    assert stats == {
+        "block/hidden": {
+            "units": 4,
+            "dead_fraction": 1.0,
+            "inactive_fraction": 1.0,
+            "sparsity": 1.0,
+        }
+    }
+
+
+def test_a_block_called_twice_and_a_nested_subclassed_model_are_entered():
+    class Head(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.act = keras_relu.ReLU(name="act")
+
+        def call(self, x):
+            return self.act(x - 1.0)
+
+    block, head = FeedForward(name="block"), Head(name="head")
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, head(block(block(inputs))))
+    stats = diagnostics.activation_stats(model, INPUTS)
+    assert list(stats) == ["block/hidden", "block@1/hidden", "head/act"]
+    outputs = keras.ops.convert_to_numpy(model(INPUTS))
+    assert stats["head/act"]["sparsity"] == np.mean(outputs == 0)
+
+
+def test_a_transformer_encoder_with_dead_feedforward_units_reports_them():
+    keras_hub = pytest.importorskip("keras_hub")
+    encoder = keras_hub.layers.TransformerEncoder(8, 2, activation="relu", name="encoder")
+    inputs = keras.Input((5, 4))
+    model = keras.Model(inputs, encoder(inputs))
+    intermediate = encoder._feedforward_intermediate_dense
+    kernel, bias = intermediate.get_weights()
+    intermediate.set_weights([np.zeros_like(kernel), np.full_like(bias, -1.0)])
+    sequences = np.random.default_rng(3).normal(size=(4, 5, 4)).astype("float32")
+    stats = diagnostics.activation_stats(model, sequences)
+    assert list(stats) == ["encoder/feedforward_intermediate_dense"]
+    assert stats["encoder/feedforward_intermediate_dense"] == {
+        "units": 8,
+        "dead_fraction": 1.0,
+        "inactive_fraction": 1.0,
+        "sparsity": 1.0,
+    }
+
+
+def test_a_transformer_encoder_leaves_out_padding():
+    keras_hub = pytest.importorskip("keras_hub")
+    encoder = keras_hub.layers.TransformerEncoder(8, 2, activation="relu", name="encoder")
+    tokens = keras.Input((5,), dtype="int32")
+    model = keras.Model(tokens, encoder(keras.layers.Embedding(10, 4, mask_zero=True)(tokens)))
+    ids = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 0]])
+    path = "encoder/feedforward_intermediate_dense"
+    stats = diagnostics.activation_stats(model, ids)[path]
+    probe = diagnostics.dead_units._Probe(model)
+    assert path in probe.masks  # The encoder's input mask.
+    outputs, inputs = probe.model(ids, training=False)
+    y = keras.ops.convert_to_numpy(outputs[path])
+    x = keras.ops.convert_to_numpy(inputs[path])
+    real = ids != 0
+    assert stats["sparsity"] == pytest.approx(np.mean(y[real] == 0))
+    assert stats["dead_fraction"] == np.mean(np.all(y[real] == 0, axis=0))
+    assert stats["inactive_fraction"] == np.mean(np.all(x[real] <= 0, axis=0))
+
+
+def test_activation_layers_a_block_calls_directly_are_reported_unreached():
+    class Direct(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.hidden = keras.layers.Dense(4, activation="relu", name="hidden")
+            self.visible = keras.layers.Dense(4, activation="relu", name="visible")
+
+        def build(self, input_shape):
+            self.hidden.build(input_shape)
+            self.visible.build(input_shape)
+
+        def call(self, x):
+            return self.hidden.call(x) + self.visible(x)
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, Direct(name="direct")(inputs))
+    with pytest.warns(diagnostics.UnmeasuredActivationWarning, match="direct/hidden"):
+        stats = diagnostics.activation_stats(model, INPUTS)
+    assert list(stats) == ["direct/visible"]

@@ -6,6 +6,9 @@
 
 from keras_relu.diagnostics.dead_units import DeadUnitMonitor as DeadUnitMonitor
 from keras_relu.diagnostics.dead_units import DeadUnitWarning as DeadUnitWarning
+from keras_relu.diagnostics.dead_units import (
+    UnmeasuredActivationWarning as UnmeasuredActivationWarning,
+)
 from keras_relu.diagnostics.dead_units import activation_stats as activation_stats
 from keras_relu.diagnostics.dead_units import is_activation_layer as is_activation_layer
 from keras_relu.diagnostics.dead_units import summarize as summarize
@@ -13,6 +16,7 @@ from keras_relu.diagnostics.dead_units import summarize as summarize
 __all__ = [
     "DeadUnitMonitor",
     "DeadUnitWarning",
+    "UnmeasuredActivationWarning",
     "activation_stats",
     "is_activation_layer",
     "summarize",
