@@ -1,6 +1,6 @@
 """The one module that touches Keras internals (tested against Keras 3.15).
 
-Keras 3 has no public way to do these five things, so they are done here and
+Keras 3 has no public way to do these six things, so they are done here and
 nowhere else, each checked when it is installed so that a Keras release that
 changes what they rely on fails at `import keras_relu` with a message, not
 later with a wrong model:
@@ -31,6 +31,11 @@ later with a wrong model:
    included), every layer nested inside a layer (to find activations a subclassed
    layer would rebuild from its config), and which activation a `keras.ops` call
    in a functional graph (`x = keras.ops.relu(x)`) computes.
+6. `graph_nodes` and `optimizer_slots`, for `keras_relu.diagnostics.revive_dead_units`:
+   a model's own layer calls with their tensors (a layer's `input`/`output` fail once
+   a probe has called it again), and the optimizer variables that belong to each model
+   variable (Adam's moments, SGD's momentum: Keras keeps them in per-optimizer lists
+   indexed by the optimizer's private variable index).
 """
 
 import functools
@@ -136,6 +141,78 @@ def activation_op_name(operation):
     return None
 
 
+def graph_nodes(model):
+    """The layer calls of a Functional or Sequential model's own graph, inputs first.
+
+    Returns:
+        `[(layer, input_tensors, output_tensors)]`, the tensors as flat lists of
+        KerasTensors; input placeholders are left out. Calls that other models (a
+        probe replaying the same layers) added to the layers are not included.
+    """
+    functional = model._functional if isinstance(model, keras.Sequential) else model
+    if not is_functional(functional):
+        raise ValueError(
+            "The model needs a graph of layer calls: a Functional model, or a Sequential "
+            f"model built on a `keras.Input`. Received: {model!r}"
+        )
+    calls = []
+    for depth in sorted(functional._nodes_by_depth, reverse=True):
+        for node in functional._nodes_by_depth[depth]:
+            if node.operation is None or node.is_input:
+                continue
+            calls.append((node.operation, list(node.input_tensors), list(node.output_tensors)))
+    return calls
+
+
+def optimizer_slots(optimizer):
+    """The optimizer variables of each model variable `optimizer` updates.
+
+    Keras optimizers keep one list per kind of state (Adam: `_momentums`,
+    `_velocities`; SGD: `momentums`), indexed as the optimizer's tracked variables.
+    Each such list is found by that shape; a `LossScaleOptimizer` is looked into.
+
+    Returns:
+        `{id(model_variable): [(kind, optimizer_variable)]}`, empty for an optimizer
+        not built yet. `kind` is the list's attribute name ("_model_variables_moving_
+        average" for the EMA of the weights).
+
+    Raises:
+        ValueError: For a per-variable state whose shape is not its variable's (a
+            factored second moment, as Adafactor's): its entries cannot be mapped.
+    """
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    if not getattr(optimizer, "built", False):
+        return {}
+    tracked = list(optimizer._trainable_variables)
+    slots = {id(variable): [] for variable in tracked}
+    for kind, values in vars(optimizer).items():
+        if kind == "_trainable_variables" or not isinstance(values, (list, tuple)):
+            continue
+        if len(values) != len(tracked) or not any(isinstance(v, keras.Variable) for v in values):
+            continue
+        for variable, slot in zip(tracked, values, strict=True):
+            if slot is None:  # Variables the optimizer overwrites with their gradient.
+                continue
+            if tuple(slot.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"{type(optimizer).__name__} keeps {kind!r} in another shape than its "
+                    f"variables ({tuple(slot.shape)} for {variable.path} of shape "
+                    f"{tuple(variable.shape)}): its entries cannot be reset per unit."
+                )
+            slots[id(variable)].append((kind, slot))
+    return slots
+
+
+def fresh_optimizer_slots(optimizer, variables):
+    """`optimizer_slots` of a new optimizer of the same config built on `variables`:
+    the values each optimizer variable starts from (zeros for Adam's moments,
+    `initial_accumulator_value` for Adagrad's accumulators...)."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    fresh = type(optimizer).from_config(optimizer.get_config())
+    fresh.build(list(variables))
+    return optimizer_slots(fresh)
+
+
 def _check_model_introspection():
     if not isinstance(_load_class("keras.src.models.functional", "Functional"), type):
         _fail("keras.src.models.functional.Functional is not a class")
@@ -143,6 +220,14 @@ def _check_model_introspection():
         _load_class("keras.src.ops.nn", class_name)
     if not callable(getattr(keras.layers.Layer, "_flatten_layers", None)):
         _fail("Layer._flatten_layers is gone")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    if [type(layer) for layer, _, _ in graph_nodes(model)] != [keras.layers.Dense]:
+        _fail("a Functional model's _nodes_by_depth no longer lists its layer calls")
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    kinds = [kind for kind, _ in optimizer_slots(optimizer)[id(model.trainable_variables[0])]]
+    if sorted(kinds) != ["_momentums", "_velocities"]:
+        _fail(f"Adam's per-variable state is no longer found (found {kinds})")
 
 
 def _check_tensorflow_uniform():
