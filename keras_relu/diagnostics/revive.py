@@ -29,6 +29,10 @@ unit c of C is every index f with f % C == c). Any other producer or consumer (a
 residual `Add`, attention, concatenation, a subclassed block, a recurrent layer), a
 layer called more than once, a layer inside a nested model, a model output, CReLU:
 that place is skipped whole, with the reason in the report; never a partial edit.
+
+The outputs are unchanged for units whose output is exactly 0. An inactive unit of a
+Leaky ReLU or PReLU (`revive_inactive=True`) still outputs its negative side, small but
+not 0; zeroing its outgoing weights removes that contribution from the outputs.
 """
 
 import numbers
@@ -307,7 +311,11 @@ class _Reviver:
     def scores(self, data, batch_size):
         """`{place: (scores, inactive flags or None)}` on `data`, for editable places."""
         totals, counts, positive = {}, {}, {}
+        examples = 0
         for batch in dead_units._input_batches(data, batch_size):
+            examples += len(keras.tree.flatten(batch)[0])
+            if not examples or not self.places:
+                continue
             outputs, inputs = self.probe.model(batch, training=False)
             for name in self.places:
                 y = ops.convert_to_numpy(outputs[name])
@@ -318,8 +326,8 @@ class _Reviver:
                     x = ops.convert_to_numpy(inputs[name])
                     above = np.any(x.reshape(-1, x.shape[-1]) > 0, axis=0)
                     positive[name] = positive.get(name, False) | above
-        if not counts:
-            raise ValueError("`probe` holds no examples.")
+        if not examples:
+            raise ValueError(f"`probe` holds no examples. Received: probe={data!r}")
         result = {}
         for name in self.places:
             mean_abs = totals[name] / counts[name]
@@ -450,7 +458,8 @@ def revive_dead_units(
     Each unit whose ReDo score on `probe` (its mean |output| over its layer's mean)
     is <= `threshold` gets new incoming weights from its layer's initializers, zero
     outgoing weights, and a fresh optimizer state for those entries. The model's
-    outputs are unchanged by the call; the revived units can learn again.
+    outputs are unchanged by the call (for units whose output was 0); the revived
+    units can learn again.
 
     Args:
         model: A built Functional or Sequential model.
@@ -460,7 +469,8 @@ def revive_dead_units(
             (exactly the dead units); ReDo's paper used 0.025 to 0.1.
         revive_inactive: Also revive units whose activation input is <= 0 on the
             whole probe (the Leaky ReLU or PReLU units a ReLU would have lost).
-            Default: False.
+            Their negative-side output, not 0, leaves the outputs with their
+            outgoing weights. Default: False.
         reset_optimizer: Reset the optimizer state (`model.optimizer`, once built) of
             the changed entries. Default: True.
         seed: Seed of the new weights, or None to draw it from NumPy's global
