@@ -276,8 +276,6 @@ def test_shared_layers_and_model_outputs_are_skipped():
 
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["eager", "jit"])
 def test_callback_revives_during_fit(jit_compile):
-    if jit_compile and keras.config.backend() == "torch":
-        pytest.skip("jit_compile=True means XLA only on the TensorFlow and JAX backends")
     model = mlp()
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse", jit_compile=jit_compile)
     reviver = diagnostics.ReviveDeadUnits(INPUTS, every_n_batches=2, seed=0)
