@@ -362,6 +362,137 @@ def _warn_above():
     return WARN_ABOVE
 
 
+# Cures -----------------------------------------------------------------------------
+
+CURE_ARMS = ("relu", "revive", "clipnorm", "schedule", "rai", "leaky_relu", "prelu")
+CURE_LABELS = {
+    "relu": "ReLU (no cure)",
+    "revive": "ReLU + ReviveDeadUnits",
+    "clipnorm": "ReLU + clipnorm",
+    "schedule": "ReLU + warm-up, cosine decay",
+    "rai": "ReLU, RAI initialization",
+    "leaky_relu": "Leaky ReLU (swapped in)",
+    "prelu": "PReLU (swapped in)",
+}
+
+
+def cures_table(cure_runs, trained_runs):
+    """`{arm: {lr: [runs]}}`: the cures' runs, plain ReLU from trained/ (the same protocol
+    and seeds; `cures/relu_*` are in-session reruns for the time ratio), and `timing`:
+    `{arm: {(lr, seed): seconds}}` from this session's runs."""
+    rates = sorted({r["learning_rate"] for r in cure_runs})
+    table = defaultdict(lambda: defaultdict(list))
+    timing = defaultdict(dict)
+    for run in cure_runs:
+        arm = run["cure"]["arm"]
+        timing[arm][run["learning_rate"], run["seed"]] = run["train_seconds"]
+        if arm != "relu":
+            table[arm][run["learning_rate"]].append(run)
+    for run in trained_runs:
+        if run["variant"] == "relu" and run["learning_rate"] in rates:
+            if run["config"] == cure_runs[0]["config"]:
+                table["relu"][run["learning_rate"]].append(run)
+    return {arm: table[arm] for arm in CURE_ARMS if arm in table}, timing
+
+
+def _time_ratio(timing, arm):
+    """Median over (lr, seed) of the arm's training time over ReLU's in the same session."""
+    pairs = [key for key in timing.get(arm, {}) if key in timing.get("relu", {})]
+    if not pairs:
+        return None
+    return float(np.median([timing[arm][k] / timing["relu"][k] for k in pairs]))
+
+
+def plot_cures(table, path):
+    rates = sorted({lr for runs in table.values() for lr in runs})
+    arms = list(table)
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    width = 0.8 / len(arms)
+    for i, arm in enumerate(arms):
+        offsets = np.arange(len(rates)) + (i - (len(arms) - 1) / 2) * width
+        for axis, key in zip(
+            axes, ("test_accuracy", "dead_fraction", "inactive_fraction"), strict=True
+        ):
+            per_rate = [
+                [r["test_accuracy"] if key == "test_accuracy" else _final(r, key) for r in runs]
+                for runs in (table[arm].get(lr, []) for lr in rates)
+            ]
+            means = [_mean(v) if v else np.nan for v in per_rate]
+            axis.bar(offsets, [np.nan if m is None else m for m in means], width, label=arm)
+            for x, values in zip(offsets, per_rate, strict=True):
+                values = [v for v in values if v is not None]
+                axis.plot([x] * len(values), values, "k.", ms=3)
+    for axis, title in zip(
+        axes, ("test accuracy", "final dead fraction", "final inactive fraction"), strict=True
+    ):
+        axis.set_xticks(np.arange(len(rates)), [f"lr {lr:g}" for lr in rates])
+        axis.set(title=title)
+        axis.grid(alpha=0.3, axis="y")
+    axes[0].legend(
+        [CURE_LABELS.get(a, a) for a in arms], fontsize=7, loc="upper right", framealpha=0.9
+    )
+    figure.suptitle("Cures, Adam: mean over seeds (bars) and each seed (dots)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def cures_markdown(table, timing, norms):
+    rates = sorted({lr for runs in table.values() for lr in runs})
+    lines = [
+        "The MLP and protocol above (Adam), with one cure per row. Each cell: final dead /",
+        "inactive fraction (all hidden units, measured before any revival at that epoch's end)",
+        "/ test accuracy, means over seeds. Plain ReLU is the trained-to-death part's runs (the",
+        "same protocol and seeds); it was rerun for seed 0 beside the cures as the time reference.",
+        "",
+        "| cure | " + " | ".join(f"lr {lr:g}" for lr in rates) + " | seeds | time vs ReLU |",
+        "|---" * (len(rates) + 3) + "|",
+    ]
+    for arm, runs_by_lr in table.items():
+        cells = []
+        for lr in rates:
+            runs = runs_by_lr.get(lr, [])
+            if not runs:
+                cells.append("")
+                continue
+            dead = _mean([_final(r, "dead_fraction") for r in runs])
+            inactive = _mean([_final(r, "inactive_fraction") for r in runs])
+            accuracy = _mean([r["test_accuracy"] for r in runs])
+            cells.append(f"{_percent(dead)} / {_percent(inactive)} / {_percent(accuracy)}")
+        seeds = min(len(r) for r in runs_by_lr.values())
+        ratio = 1.0 if arm == "relu" else _time_ratio(timing, arm)
+        ratio = "-" if ratio is None else f"{ratio:.2f}x"
+        lines.append(
+            f"| {CURE_LABELS.get(arm, arm)} | " + " | ".join(cells) + f" | {seeds} | {ratio} |"
+        )
+    revive = table.get("revive", {})
+    if revive:
+        lines += [
+            "",
+            "Units `ReviveDeadUnits` re-drew over training (of 768 hidden units), mean per run:",
+            "",
+        ]
+        lines.append(
+            ", ".join(
+                f"lr {lr:g}: {np.mean([r['recycled_units'] for r in revive[lr]]):.0f}"
+                for lr in sorted(revive)
+            )
+            + "."
+        )
+    if norms:
+        lines += [
+            "",
+            f"`clipnorm={norms['clipnorm']:g}`: the {norms['how']}. Per-variable gradient norms "
+            "over plain ReLU's first epoch (median / 90th percentile / max): "
+            + ", ".join(
+                f"lr {lr}: {v['median']:.2g} / {v['p90']:.2g} / {v['max']:.3g}"
+                for lr, v in norms["summary"].items()
+            )
+            + ".",
+        ]
+    return lines
+
+
 # The report ------------------------------------------------------------------------
 
 
@@ -408,9 +539,23 @@ def write_report(out_dir, markdown_path=None):
         ]
         write_json_atomically(out_dir / "resistance.json", summary)
         written.append(out_dir / "resistance.json")
+    cure_runs = _load(out_dir / "cures") if (out_dir / "cures").exists() else []
+    cure_runs = [r for r in cure_runs if "cure" in r]
+    cures, timing = cures_table(cure_runs, _load(out_dir / "trained")) if cure_runs else ({}, {})
+    norms_path = out_dir / "cures" / "gradient_norms.json"
+    norms = json.loads(norms_path.read_text()) if norms_path.exists() else None
+    if cures:
+        plot_cures(cures, plots / "cures.png")
+        written.append(plots / "cures.png")
     targets = [out_dir / "report.md"] + ([Path(markdown_path)] if markdown_path else [])
     for target in targets:
         text = _markdown(born, table, summary, plots, target.parent)
+        if cures:
+            image = Path(os.path.relpath((plots / "cures.png").resolve(), target.parent.resolve()))
+            cures_lines = cures_markdown(cures, timing, norms)
+            text += (
+                "\n## Cures\n\n" + "\n".join(cures_lines) + f"\n\n![cures]({image.as_posix()})\n"
+            )
         write_text_atomically(target, kept_preface(target, PREFACE_END) + text)
         written.append(target)
     return written
