@@ -220,10 +220,14 @@ def _check_model_introspection():
         _load_class("keras.src.ops.nn", class_name)
     if not callable(getattr(keras.layers.Layer, "_flatten_layers", None)):
         _fail("Layer._flatten_layers is gone")
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    # Named: Keras's automatic names ("dense", "dense_1"...) are the user's to take.
+    model = keras.Sequential(
+        [keras.Input((2,), name="keras_relu_check_input"), keras.layers.Dense(1, name="check")],
+        name="keras_relu_check",
+    )
     if [type(layer) for layer, _, _ in graph_nodes(model)] != [keras.layers.Dense]:
         _fail("a Functional model's _nodes_by_depth no longer lists its layer calls")
-    optimizer = keras.optimizers.Adam()
+    optimizer = keras.optimizers.Adam(name="keras_relu_check_adam")
     optimizer.build(model.trainable_variables)
     kinds = [kind for kind, _ in optimizer_slots(optimizer)[id(model.trainable_variables[0])]]
     if sorted(kinds) != ["_momentums", "_velocities"]:
