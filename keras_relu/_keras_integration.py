@@ -25,7 +25,10 @@ later with a wrong model:
 4. `tensorflow_uniform`: `keras.random.uniform` with TensorFlow's Philox algorithm
    named (Keras leaves it on "auto_select", slow under XLA on CPU); it reuses Keras's
    private seed handling so that a `SeedGenerator` advances as Keras's would.
-5. `is_functional`, `sublayers` and `activation_op_name`, for
+5. Initializer strings: `keras.initializers.get("name")` reads only Keras's own
+   table `keras.src.initializers.ALL_OBJECTS_DICT`, so our initializers' names
+   ("randomized_asymmetric") are added to it as the activation names are.
+6. `is_functional`, `sublayers` and `activation_op_name`, for
    `keras_relu.swap_activations`: whether a model has a graph of layer calls to
    rebuild (a Functional model, subclasses such as keras-hub's backbones
    included), every layer nested inside a layer (to find activations a subclassed
@@ -352,18 +355,34 @@ def _register_activation_names(functions_by_name):
             _fail("keras.activations.get no longer reads ALL_OBJECTS_DICT")
 
 
-def install(functions_by_name, crelu_function, crelu_layer):
+def _register_initializer_names(classes_by_name):
+    from keras.src import initializers as keras_initializers
+
+    table = getattr(keras_initializers, "ALL_OBJECTS_DICT", None)
+    if not isinstance(table, dict):
+        _fail("keras.src.initializers.ALL_OBJECTS_DICT is gone")
+    for name, cls in classes_by_name.items():
+        if table.setdefault(name, cls) is not cls:
+            _fail(f"Keras now has an initializer named {name!r}")
+        if type(keras.initializers.get(name)) is not cls:
+            _fail("keras.initializers.get no longer reads ALL_OBJECTS_DICT")
+
+
+def install(functions_by_name, crelu_function, crelu_layer, initializers_by_name=None):
     """Makes `activation=<name>` work for each name Keras lacks, and CReLU's shapes
-    declared or refused (see the module docstring). Idempotent.
+    declared or refused (see the module docstring), and `kernel_initializer=<name>`
+    for our initializers. Idempotent.
 
     Args:
         functions_by_name: `{name: function}` of the stateless activations.
         crelu_function: `keras_relu.activations.crelu`.
         crelu_layer: `keras_relu.layers.CReLU`.
+        initializers_by_name: `{name: initializer class}`. Default: None (none).
     """
     global _crelu_function, _crelu_layer, _shape_classes, _fixed_width_classes
     _crelu_function, _crelu_layer = crelu_function, crelu_layer
     _register_activation_names(functions_by_name)
+    _register_initializer_names(initializers_by_name or {})
     _check_tensorflow_uniform()
     _check_model_introspection()
     _shape_classes = tuple(_load_class(*where) for where in _SHAPE_LAYERS)
