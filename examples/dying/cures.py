@@ -50,13 +50,13 @@ def cure_settings(arm, clipnorm):
     return settings
 
 
-def _reinitialize_hidden(initializer_name, seed):
+def _rai_hidden(seed):
+    """Re-draws the hidden Dense kernels (not the logits') with RAI, one seed per layer."""
+
     def transform(model):
         for index, layer in enumerate(model.layers):
             if layer.name.startswith("dense"):
-                initializer = keras.initializers.get(
-                    {"class_name": initializer_name, "config": {"seed": seed * 100 + index}}
-                )
+                initializer = keras_relu.initializers.RandomizedAsymmetric(seed=seed * 100 + index)
                 layer.kernel.assign(initializer(layer.kernel.shape, dtype=layer.kernel.dtype))
         return model
 
@@ -91,7 +91,7 @@ def run_arm(arm, learning_rate, seed, data, config, clipnorm):
         )
         kwargs["optimizer"] = keras.optimizers.Adam(schedule)
     elif arm == "rai":
-        kwargs["transform"] = _reinitialize_hidden("RandomizedAsymmetric", seed)
+        kwargs["transform"] = _rai_hidden(seed)
     elif arm in ("leaky_relu", "prelu"):
         kwargs["transform"] = _swap(arm)
     elif arm != "relu":
