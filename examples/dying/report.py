@@ -408,6 +408,7 @@ def plot_cures(table, path):
     arms = list(table)
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     width = 0.8 / len(arms)
+    handles = []
     for i, arm in enumerate(arms):
         offsets = np.arange(len(rates)) + (i - (len(arms) - 1) / 2) * width
         for axis, key in zip(
@@ -418,7 +419,9 @@ def plot_cures(table, path):
                 for runs in (table[arm].get(lr, []) for lr in rates)
             ]
             means = [_mean(v) if v else np.nan for v in per_rate]
-            axis.bar(offsets, [np.nan if m is None else m for m in means], width, label=arm)
+            bars = axis.bar(offsets, [np.nan if m is None else m for m in means], width)
+            if axis is axes[0]:
+                handles.append(bars)
             for x, values in zip(offsets, per_rate, strict=True):
                 values = [v for v in values if v is not None]
                 axis.plot([x] * len(values), values, "k.", ms=3)
@@ -428,16 +431,67 @@ def plot_cures(table, path):
         axis.set_xticks(np.arange(len(rates)), [f"lr {lr:g}" for lr in rates])
         axis.set(title=title)
         axis.grid(alpha=0.3, axis="y")
-    axes[0].legend(
-        [CURE_LABELS.get(a, a) for a in arms], fontsize=7, loc="upper right", framealpha=0.9
+    figure.legend(
+        handles,
+        [CURE_LABELS.get(a, a) for a in arms],
+        loc="lower center",
+        ncol=len(arms),
+        fontsize=8,
     )
     figure.suptitle("Cures, Adam: mean over seeds (bars) and each seed (dots)", fontsize=10)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
-def cures_markdown(table, timing, norms):
+def cures_verdicts(table):
+    """One line per cure, at the learning rates where plain ReLU dies: accuracy against
+    ReLU's, and whether it stops the dying, only hides it (no exact zeros, but units still
+    stuck below 0: inactive), or neither."""
+    relu = table.get("relu", {})
+    dying = [
+        lr
+        for lr in sorted(relu)
+        if (_mean([_final(r, "dead_fraction") for r in relu[lr]]) or 0) >= DIES_ABOVE
+    ]
+    if not dying:
+        return []
+
+    def figures(arm):
+        runs = [r for lr in dying for r in table[arm].get(lr, [])]
+        return (
+            _mean([r["test_accuracy"] for r in runs]),
+            _mean([_final(r, "dead_fraction") for r in runs]),
+            _mean([_final(r, "inactive_fraction") for r in runs]),
+        )
+
+    base_accuracy = figures("relu")[0]
+    rows = {arm: figures(arm) for arm in table if arm != "relu" and table[arm]}
+    rows = {arm: f for arm, f in rows.items() if f[0] is not None}
+    lines = [
+        f"At the rates where plain ReLU dies ({', '.join(f'{lr:g}' for lr in dying)}; "
+        f"accuracy {_percent(base_accuracy)}), ranked by test accuracy:",
+        "",
+    ]
+    for arm, (accuracy, dead, inactive) in sorted(rows.items(), key=lambda item: -item[1][0]):
+        if dead >= DIES_ABOVE:
+            effect = f"does not stop the dying ({_percent(dead)} dead)"
+        elif inactive is not None and inactive >= DIES_ABOVE:
+            effect = (
+                f"hides the symptom: {_percent(dead)} dead, but {_percent(inactive)} of units "
+                "stuck below 0 (inactive)"
+            )
+        else:
+            effect = f"keeps units alive ({_percent(dead)} dead, {_percent(inactive)} inactive)"
+        gain = 100 * (accuracy - base_accuracy)
+        lines.append(
+            f"- {CURE_LABELS.get(arm, arm)}: accuracy {_percent(accuracy)} ({gain:+.0f} points); "
+            f"{effect}."
+        )
+    return lines
+
+
+def cures_markdown(table, timing, norms, reruns=()):
     rates = sorted({lr for runs in table.values() for lr in runs})
     lines = [
         "The MLP and protocol above (Adam), with one cure per row. Each cell: final dead /",
@@ -465,6 +519,26 @@ def cures_markdown(table, timing, norms):
         lines.append(
             f"| {CURE_LABELS.get(arm, arm)} | " + " | ".join(cells) + f" | {seeds} | {ratio} |"
         )
+    lines += [""] + cures_verdicts(table)
+    stored = {
+        (r["learning_rate"], r["seed"]): r
+        for lr in table.get("relu", {})
+        for r in table["relu"][lr]
+    }
+    pairs = [(r, stored.get((r["learning_rate"], r["seed"]))) for r in reruns]
+    pairs = [(new, old) for new, old in pairs if old is not None]
+    if pairs:
+        lines += [
+            "",
+            "Plain ReLU rerun in this session against the stored run (same seed; the "
+            "difference is run-to-run noise): "
+            + ", ".join(
+                f"lr {new['learning_rate']:g} seed {new['seed']}: {_percent(new['test_accuracy'])}"
+                f" against {_percent(old['test_accuracy'])}"
+                for new, old in sorted(pairs, key=lambda p: p[0]["learning_rate"])
+            )
+            + ".",
+        ]
     revive = table.get("revive", {})
     if revive:
         lines += [
@@ -552,7 +626,8 @@ def write_report(out_dir, markdown_path=None):
         text = _markdown(born, table, summary, plots, target.parent)
         if cures:
             image = Path(os.path.relpath((plots / "cures.png").resolve(), target.parent.resolve()))
-            cures_lines = cures_markdown(cures, timing, norms)
+            reruns = [r for r in cure_runs if r["cure"]["arm"] == "relu"]
+            cures_lines = cures_markdown(cures, timing, norms, reruns)
             text += (
                 "\n## Cures\n\n" + "\n".join(cures_lines) + f"\n\n![cures]({image.as_posix()})\n"
             )
