@@ -26,6 +26,7 @@ exists: a partial run gives a partial report) and writes:
 
 import json
 import os
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -364,6 +365,7 @@ def _warn_above():
 
 # Cures -----------------------------------------------------------------------------
 
+NEAR_IN_TIME = 600  # Seconds: time ratios of runs further apart are marked so.
 CURE_ARMS = ("relu", "revive", "clipnorm", "schedule", "rai", "leaky_relu", "prelu")
 CURE_LABELS = {
     "relu": "ReLU (no cure)",
@@ -385,7 +387,8 @@ def cures_table(cure_runs, trained_runs):
     timing = defaultdict(dict)
     for run in cure_runs:
         arm = run["cure"]["arm"]
-        timing[arm][run["learning_rate"], run["seed"]] = run["train_seconds"]
+        finished = time.mktime(time.strptime(run["finished"], "%Y-%m-%d %H:%M:%S UTC"))
+        timing[arm][run["learning_rate"], run["seed"]] = (run["train_seconds"], finished)
         if arm != "relu":
             table[arm][run["learning_rate"]].append(run)
     for run in trained_runs:
@@ -400,7 +403,9 @@ def _time_ratio(timing, arm):
     pairs = [key for key in timing.get(arm, {}) if key in timing.get("relu", {})]
     if not pairs:
         return None
-    return float(np.median([timing[arm][k] / timing["relu"][k] for k in pairs]))
+    ratio = np.median([timing[arm][k][0] / timing["relu"][k][0] for k in pairs])
+    apart = max(abs(timing[arm][k][1] - timing["relu"][k][1]) for k in pairs)
+    return f"{ratio:.2f}x" + ("" if apart <= NEAR_IN_TIME else f" ({apart / 60:.0f} min apart)")
 
 
 def plot_cures(table, path):
@@ -517,8 +522,7 @@ def cures_markdown(table, timing, norms, reruns=()):
             accuracy = _mean([r["test_accuracy"] for r in runs])
             cells.append(f"{_percent(dead)} / {_percent(inactive)} / {_percent(accuracy)}")
         seeds = min(len(r) for r in runs_by_lr.values())
-        ratio = 1.0 if arm == "relu" else _time_ratio(timing, arm)
-        ratio = "-" if ratio is None else f"{ratio:.2f}x"
+        ratio = "1.00x" if arm == "relu" else (_time_ratio(timing, arm) or "-")
         lines.append(
             f"| {CURE_LABELS.get(arm, arm)} | " + " | ".join(cells) + f" | {seeds} | {ratio} |"
         )
