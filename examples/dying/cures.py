@@ -4,6 +4,9 @@
 relu        plain ReLU (the baseline, rerun here for the time ratio)
 revive      + keras_relu.diagnostics.ReviveDeadUnits (threshold 0, every REVIVE_EVERY batches,
               scored on the last REVIVE_PROBE training images)
+revive_keep_state   the same with reset_optimizer=False: Adam's moments of the revived
+              entries are kept (zeroed moments with Adam's global step count give them
+              steps of several times the learning rate for tens of steps)
 clipnorm    + Adam(clipnorm=CLIPNORM), chosen from the gradient norms (`gradient_norms`)
 schedule    + warm-up over the first epoch to the learning rate, then cosine decay to 0
 rai         + hidden kernels from keras_relu.initializers.RandomizedAsymmetric (Lu et al. 2019)
@@ -24,7 +27,7 @@ from keras_relu import diagnostics
 
 from . import trained
 
-ARMS = ("relu", "revive", "clipnorm", "schedule", "rai", "leaky_relu", "prelu")
+ARMS = ("relu", "revive", "revive_keep_state", "clipnorm", "schedule", "rai", "leaky_relu", "prelu")
 REVIVE_EVERY = 40  # Batches: about twice per epoch (79 batches of 128 in 10,000 images).
 REVIVE_PROBE = 256  # ReDo's batch size for scoring.
 # `clipnorm` (Keras clips each variable's gradient to it) is not a constant: `choose_clipnorm`
@@ -39,8 +42,10 @@ def _steps_per_epoch(config):
 def cure_settings(arm, clipnorm):
     """What an arm changes, stored with its result (a result with others is not reused)."""
     settings = {"arm": arm}
-    if arm == "revive":
+    if arm in ("revive", "revive_keep_state"):
         settings.update(every_n_batches=REVIVE_EVERY, probe_images=REVIVE_PROBE, threshold=0.0)
+        if arm == "revive_keep_state":
+            settings["reset_optimizer"] = False
     elif arm == "clipnorm":
         settings["clipnorm"] = clipnorm
     elif arm == "schedule":
@@ -73,10 +78,13 @@ def run_arm(arm, learning_rate, seed, data, config, clipnorm):
     settings = cure_settings(arm, clipnorm)
     kwargs = {}
     reviver = None
-    if arm == "revive":
+    if arm in ("revive", "revive_keep_state"):
         x_train = data[0][0]
         reviver = diagnostics.ReviveDeadUnits(
-            x_train[-REVIVE_PROBE:].astype("float32"), every_n_batches=REVIVE_EVERY, seed=seed
+            x_train[-REVIVE_PROBE:].astype("float32"),
+            every_n_batches=REVIVE_EVERY,
+            reset_optimizer=arm == "revive",
+            seed=seed,
         )
         kwargs["callbacks"] = [reviver]
     elif arm == "clipnorm":

@@ -366,10 +366,20 @@ def _warn_above():
 # Cures -----------------------------------------------------------------------------
 
 NEAR_IN_TIME = 600  # Seconds: time ratios of runs further apart are marked so.
-CURE_ARMS = ("relu", "revive", "clipnorm", "schedule", "rai", "leaky_relu", "prelu")
+CURE_ARMS = (
+    "relu",
+    "revive",
+    "revive_keep_state",
+    "clipnorm",
+    "schedule",
+    "rai",
+    "leaky_relu",
+    "prelu",
+)
 CURE_LABELS = {
     "relu": "ReLU (no cure)",
     "revive": "ReLU + ReviveDeadUnits",
+    "revive_keep_state": "ReLU + ReviveDeadUnits(reset_optimizer=False)",
     "clipnorm": "ReLU + clipnorm",
     "schedule": "ReLU + warm-up, cosine decay",
     "rai": "ReLU, RAI initialization",
@@ -546,20 +556,18 @@ def cures_markdown(table, timing, norms, reruns=()):
             )
             + ".",
         ]
-    revive = table.get("revive", {})
-    if revive:
+    for arm in ("revive", "revive_keep_state"):
+        runs_by_lr = table.get(arm, {})
+        if not runs_by_lr:
+            continue
+        counts = ", ".join(
+            f"lr {lr:g}: {np.mean([r['recycled_units'] for r in runs_by_lr[lr]]):.0f}"
+            for lr in sorted(runs_by_lr)
+        )
         lines += [
             "",
-            "Units `ReviveDeadUnits` re-drew over training (of 768 hidden units), mean per run:",
-            "",
+            f"Units re-drawn over training by {CURE_LABELS[arm]}, mean per run: {counts}.",
         ]
-        lines.append(
-            ", ".join(
-                f"lr {lr:g}: {np.mean([r['recycled_units'] for r in revive[lr]]):.0f}"
-                for lr in sorted(revive)
-            )
-            + "."
-        )
     if norms:
         lines += [
             "",
