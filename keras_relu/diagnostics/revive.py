@@ -17,7 +17,12 @@ can learn again while the network computes the same function at that moment:
    model's outputs are unchanged.
 4. The optimizer's state for exactly the entries changed (Adam's moments, SGD's
    momentum, any per-variable state) is reset to what a new optimizer starts from,
-   so that stale momentum does not push the unit back at once.
+   so that stale momentum does not push the unit back at once. Keras's Adam has one
+   step count for all entries, so its bias correction does not restart with them:
+   zeroed moments give the revived entries steps of several times the learning rate
+   for tens of steps (ReDo's code has the same). At high learning rates this kills
+   them again; `reset_optimizer=False` keeps their old moments (see the study,
+   docs/dying-relu/cures.md).
 
 Supported places: a `Dense` or `Conv1D`/`Conv2D`/`Conv3D` (channels last) with its
 activation inline (`Dense(64, activation="relu")`), or followed by an activation
@@ -472,7 +477,7 @@ def revive_dead_units(
             Their negative-side output, not 0, leaves the outputs with their
             outgoing weights. Default: False.
         reset_optimizer: Reset the optimizer state (`model.optimizer`, once built) of
-            the changed entries. Default: True.
+            the changed entries (with Adam, see the module docstring). Default: True.
         seed: Seed of the new weights, or None to draw it from NumPy's global
             generator (`keras.utils.set_random_seed` seeds it). Default: None.
         batch_size: Batch size for an in-memory `probe`. Default: 256.
