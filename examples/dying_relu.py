@@ -197,6 +197,8 @@ def cures_path(out, arm, learning_rate, seed):
 
 def _clipnorm(data, config, out):
     """The clipnorm from plain ReLU's gradient norms, measured once and stored."""
+    if "clipnorm" in config:  # Given, not measured (the measurement uses jax.grad).
+        return config["clipnorm"]
     path = Path(out) / "cures" / "gradient_norms.json"
     healthy = config["clipnorm_healthy_lr"]
     if path.exists():
@@ -236,7 +238,8 @@ def run_cures(config, out, data_dir, cache_dir):
     run_config = {
         k: v
         for k, v in config.items()
-        if k not in ("learning_rates", "seeds", "arms", "clipnorm_healthy_lr", "relu_seeds")
+        if k
+        not in ("learning_rates", "seeds", "arms", "clipnorm_healthy_lr", "relu_seeds", "clipnorm")
     }
     clipnorm = _clipnorm(data, config, out)
     arms = [a for a in config["arms"] if a != "rai" or _rai_available()]
@@ -251,7 +254,7 @@ def run_cures(config, out, data_dir, cache_dir):
                     continue
                 path = cures_path(out, arm, learning_rate, seed)
                 stored = _existing(path, run_config)
-                settings = cures.cure_settings(arm, clipnorm)
+                settings = cures.cure_settings(arm, clipnorm, run_config)
                 if stored is not None and stored["cure"] == settings:
                     continue
                 result = cures.run_arm(arm, learning_rate, seed, data, run_config, clipnorm)
@@ -278,7 +281,10 @@ def main(argv=None):
         if not args.report_only and args.part in ("trained", "all"):
             run_trained(variants, sizes["trained"], out, args.data_dir, args.cache_dir)
         if not args.report_only and args.part in ("cures", "all"):
-            run_cures(sizes["cures"], out, args.data_dir, args.cache_dir)
+            if "cures" in sizes:
+                run_cures(sizes["cures"], out, args.data_dir, args.cache_dir)
+            elif args.part == "cures":
+                raise ValueError("the --config has no 'cures' sizes")
     except (data_lib.DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -8,7 +8,8 @@ revive_keep_state   the same with reset_optimizer=False: Adam's moments of the r
               entries are kept (zeroed moments with Adam's global step count give them
               steps of several times the learning rate for tens of steps)
 clipnorm    + Adam(clipnorm=CLIPNORM), chosen from the gradient norms (`gradient_norms`)
-schedule    + warm-up over the first epoch to the learning rate, then cosine decay to 0
+schedule    + warm-up over the first quarter of the steps (one epoch of four) to the learning
+              rate, then cosine decay to 0
 rai         + hidden kernels from keras_relu.initializers.RandomizedAsymmetric (Lu et al. 2019)
 leaky_relu  ReLU model with keras_relu.swap_activations(model, "relu", "leaky_relu")
 prelu       ReLU model with keras_relu.swap_activations(model, "relu", "prelu")
@@ -39,7 +40,7 @@ def _steps_per_epoch(config):
     return -(-config["train_images"] // config["batch_size"])
 
 
-def cure_settings(arm, clipnorm):
+def cure_settings(arm, clipnorm, config):
     """What an arm changes, stored with its result (a result with others is not reused)."""
     settings = {"arm": arm}
     if arm in ("revive", "revive_keep_state"):
@@ -49,7 +50,7 @@ def cure_settings(arm, clipnorm):
     elif arm == "clipnorm":
         settings["clipnorm"] = clipnorm
     elif arm == "schedule":
-        settings.update(warmup_epochs=1, decay="cosine to 0")
+        settings.update(warmup_epochs=config["epochs"] / 4, decay="cosine to 0")
     elif arm == "rai":
         settings["kernel_initializer"] = "randomized_asymmetric"
     return settings
@@ -75,7 +76,7 @@ def _swap(new):
 def run_arm(arm, learning_rate, seed, data, config, clipnorm):
     """Trains one arm; returns `trained.train_run`'s result with `cure` and, for
     `revive`, `recycled_units` (units ReviveDeadUnits re-drew, over training)."""
-    settings = cure_settings(arm, clipnorm)
+    settings = cure_settings(arm, clipnorm, config)
     kwargs = {}
     reviver = None
     if arm in ("revive", "revive_keep_state"):
@@ -90,12 +91,13 @@ def run_arm(arm, learning_rate, seed, data, config, clipnorm):
     elif arm == "clipnorm":
         kwargs["optimizer"] = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
     elif arm == "schedule":
-        steps = _steps_per_epoch(config)
+        steps = _steps_per_epoch(config) * config["epochs"]
+        warmup = max(1, steps // 4)
         schedule = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0,
-            decay_steps=steps * (config["epochs"] - 1),
+            decay_steps=max(1, steps - warmup),
             warmup_target=learning_rate,
-            warmup_steps=steps,
+            warmup_steps=warmup,
         )
         kwargs["optimizer"] = keras.optimizers.Adam(schedule)
     elif arm == "rai":
