@@ -10,10 +10,14 @@ is rebuilt from whatever files exist.
 - `trained` (`dying/trained.py`): a plain MLP on a CIFAR-10 subset, Adam at learning
   rates from comfortable to too high, every variant, 3 seeds: dead and inactive
   fractions per layer and epoch, test accuracy, `DeadUnitMonitor`'s warnings.
+- `cures` (`dying/cures.py`): the same MLP and protocol at learning rates where ReLU dies
+  and one where it does not, with each cure: `ReviveDeadUnits`, `clipnorm`, a warm-up
+  and cosine decay schedule, RAI initialization, Leaky ReLU and PReLU swapped in.
 
     python examples/dying_relu.py --quick --data-dir ../shared/datasets/cifar10-jpeg.tar.gz
     python examples/dying_relu.py --part born_dead --out examples/results/dying_relu
     python examples/dying_relu.py --part trained --data-dir ... --out examples/results/dying_relu
+    python examples/dying_relu.py --part cures --data-dir ... --out examples/results/dying_relu
     python examples/dying_relu.py --report-only --out examples/results/dying_relu \\
         --markdown examples/DYING_RELU.md
 """
@@ -23,6 +27,10 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
+import keras_relu
+
 # Runs as a script: the experiment's modules are in examples/dying/ and examples/cifar10/.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -30,6 +38,7 @@ from cifar10 import data as data_lib  # noqa: E402
 from cifar10.train import write_json_atomically  # noqa: E402
 from cifar10_compare import subset  # noqa: E402
 from dying import born_dead  # noqa: E402
+from dying import cures  # noqa: E402
 from dying import report  # noqa: E402
 from dying import trained  # noqa: E402
 
@@ -59,6 +68,15 @@ FULL = {
         "seeds": [0, 1, 2],
     },
 }
+FULL["cures"] = {
+    **FULL["trained"],
+    "learning_rates": [1e-3, 1e-2, 3e-2],
+    "arms": list(cures.ARMS),
+    "clipnorm_healthy_lr": 1e-3,
+    # Plain ReLU's results are trained/'s (the same protocol and seeds); it is rerun here
+    # for these seeds only, next to the cures, as the time reference.
+    "relu_seeds": [0],
+}
 QUICK = {
     "born_dead": {
         **FULL["born_dead"],
@@ -79,12 +97,16 @@ QUICK = {
         "seeds": [0],
     },
 }
+QUICK["cures"] = {
+    **QUICK["trained"],
+    **{k: FULL["cures"][k] for k in ("arms", "clipnorm_healthy_lr")},
+}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     names = ",".join(VARIANTS)
-    parser.add_argument("--part", choices=("born_dead", "trained", "all"), default="all")
+    parser.add_argument("--part", choices=("born_dead", "trained", "cures", "all"), default="all")
     parser.add_argument("--variants", default=names, help=f"Default: {names}")
     parser.add_argument("--out", default="dying_relu_results", help="Results folder.")
     parser.add_argument(
@@ -169,6 +191,83 @@ def run_trained(variants, config, out, data_dir, cache_dir):
                 )
 
 
+def cures_path(out, arm, learning_rate, seed):
+    return Path(out) / "cures" / f"{arm}_lr{learning_rate:g}_seed{seed}.json"
+
+
+def _clipnorm(data, config, out):
+    """The clipnorm from plain ReLU's gradient norms, measured once and stored."""
+    if "clipnorm" in config:  # Given, not measured (the measurement uses jax.grad).
+        return config["clipnorm"]
+    path = Path(out) / "cures" / "gradient_norms.json"
+    healthy = config["clipnorm_healthy_lr"]
+    if path.exists():
+        return json.loads(path.read_text())["clipnorm"]
+    rates = sorted({healthy, *config["learning_rates"]})
+    norms = cures.gradient_norms(data, config, rates)
+    summary = {
+        f"{lr:g}": {
+            q: float(np.percentile(np.array(norms[lr]["steps"]), p))
+            for q, p in (("median", 50), ("p90", 90), ("max", 100))
+        }
+        for lr in rates
+    }
+    clipnorm = cures.choose_clipnorm(norms, healthy)
+    payload = {
+        "clipnorm": clipnorm,
+        "how": f"median per-variable gradient norm, plain ReLU, first epoch, lr {healthy:g}",
+        "summary": summary,
+        "by_lr": {f"{lr:g}": norms[lr] for lr in rates},
+    }
+    write_json_atomically(path, payload)
+    print(f"cures: clipnorm {clipnorm:g} ({payload['how']})", flush=True)
+    return clipnorm
+
+
+def _rai_available():
+    initializers = getattr(keras_relu, "initializers", None)
+    return hasattr(initializers, "RandomizedAsymmetric")
+
+
+def run_cures(config, out, data_dir, cache_dir):
+    (x_train, y_train), (x_test, y_test) = data_lib.load(data_dir, cache_dir)
+    data = (
+        subset(x_train, y_train, config["train_images"]),
+        subset(x_test, y_test, config["test_images"]),
+    )
+    run_config = {
+        k: v
+        for k, v in config.items()
+        if k
+        not in ("learning_rates", "seeds", "arms", "clipnorm_healthy_lr", "relu_seeds", "clipnorm")
+    }
+    clipnorm = _clipnorm(data, config, out)
+    arms = [a for a in config["arms"] if a != "rai" or _rai_available()]
+    if "rai" in config["arms"] and "rai" not in arms:
+        print("cures: keras_relu.initializers.RandomizedAsymmetric missing: no rai arm", flush=True)
+    # Seeds outermost and arms innermost: arms are interleaved in time (the machine's
+    # speed drifts), and a stopped run leaves whole seeds.
+    for seed in config["seeds"]:
+        for learning_rate in config["learning_rates"]:
+            for arm in arms:
+                if arm == "relu" and seed not in config["relu_seeds"]:
+                    continue
+                path = cures_path(out, arm, learning_rate, seed)
+                stored = _existing(path, run_config)
+                settings = cures.cure_settings(arm, clipnorm, run_config)
+                if stored is not None and stored["cure"] == settings:
+                    continue
+                result = cures.run_arm(arm, learning_rate, seed, data, run_config, clipnorm)
+                write_json_atomically(path, result)
+                print(
+                    f"cures: {arm} lr {learning_rate:g} seed {seed}: test accuracy "
+                    f"{result['test_accuracy']:.3f}, dead "
+                    f"{result['history'].get('dead_fraction', [float('nan')])[-1]:.3f}, "
+                    f"{result['train_seconds']:.0f} s",
+                    flush=True,
+                )
+
+
 def main(argv=None):
     args = parse_args(argv)
     out = Path(args.out)
@@ -181,6 +280,11 @@ def main(argv=None):
             run_born_dead(variants, sizes["born_dead"], out)
         if not args.report_only and args.part in ("trained", "all"):
             run_trained(variants, sizes["trained"], out, args.data_dir, args.cache_dir)
+        if not args.report_only and args.part in ("cures", "all"):
+            if "cures" in sizes:
+                run_cures(sizes["cures"], out, args.data_dir, args.cache_dir)
+            elif args.part == "cures":
+                raise ValueError("the --config has no 'cures' sizes")
     except (data_lib.DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -5,10 +5,12 @@
 >>> keras_relu.get("rrelu", seed=0)          # a layer, by name
 >>> keras.layers.Dense(64, activation="crelu")  # a string, declares 128 outputs
 >>> keras_relu.swap_activations(model, "relu", "prelu")  # into a model you have
+>>> keras.layers.Dense(64, kernel_initializer="randomized_asymmetric")  # Lu et al. 2019
 """
 
 from keras_relu import _keras_integration
 from keras_relu import activations as activations
+from keras_relu import initializers as initializers
 from keras_relu import layers as layers
 from keras_relu import onnx as onnx
 from keras_relu import registry
@@ -33,4 +35,9 @@ from keras_relu.swap import swap_activations as swap_activations
 
 __version__ = "0.1.0"
 
-_keras_integration.install(registry.stateless_functions(), activations.crelu, layers.CReLU)
+_keras_integration.install(
+    registry.stateless_functions(),
+    activations.crelu,
+    layers.CReLU,
+    initializers.INITIALIZERS_BY_NAME,
+)

@@ -25,17 +25,25 @@ later with a wrong model:
 4. `tensorflow_uniform`: `keras.random.uniform` with TensorFlow's Philox algorithm
    named (Keras leaves it on "auto_select", slow under XLA on CPU); it reuses Keras's
    private seed handling so that a `SeedGenerator` advances as Keras's would.
-5. `is_functional`, `sublayers` and `activation_op_name`, for
+5. Initializer strings: `keras.initializers.get("name")` reads only Keras's own
+   table `keras.src.initializers.ALL_OBJECTS_DICT`, so our initializers' names
+   ("randomized_asymmetric") are added to it as the activation names are.
+6. `is_functional`, `sublayers` and `activation_op_name`, for
    `keras_relu.swap_activations`: whether a model has a graph of layer calls to
    rebuild (a Functional model, subclasses such as keras-hub's backbones
    included), every layer nested inside a layer (to find activations a subclassed
    layer would rebuild from its config), and which activation a `keras.ops` call
    in a functional graph (`x = keras.ops.relu(x)`) computes.
-6. `keras_mask` and `recording_calls`, for `keras_relu.diagnostics`: the Keras mask
+7. `keras_mask` and `recording_calls`, for `keras_relu.diagnostics`: the Keras mask
    a tensor carries (`backend.get_keras_mask`, not exported), and the inputs and
    outputs of given layers while a block runs: the only way to reach an activation
    layer called inside a subclassed layer's `call`. `Layer.__call__` is wrapped for
    the duration of a `with` block and restored in a `finally`.
+8. `graph_nodes` and `optimizer_slots`, for `keras_relu.diagnostics.revive_dead_units`:
+   a model's own layer calls with their tensors (a layer's `input`/`output` fail once
+   a probe has called it again), and the optimizer variables that belong to each model
+   variable (Adam's moments, SGD's momentum: Keras keeps them in per-optimizer lists
+   indexed by the optimizer's private variable index).
 """
 
 import contextlib
@@ -176,6 +184,78 @@ def activation_op_name(operation):
     return None
 
 
+def graph_nodes(model):
+    """The layer calls of a Functional or Sequential model's own graph, inputs first.
+
+    Returns:
+        `[(layer, input_tensors, output_tensors)]`, the tensors as flat lists of
+        KerasTensors; input placeholders are left out. Calls that other models (a
+        probe replaying the same layers) added to the layers are not included.
+    """
+    functional = model._functional if isinstance(model, keras.Sequential) else model
+    if not is_functional(functional):
+        raise ValueError(
+            "The model needs a graph of layer calls: a Functional model, or a Sequential "
+            f"model built on a `keras.Input`. Received: {model!r}"
+        )
+    calls = []
+    for depth in sorted(functional._nodes_by_depth, reverse=True):
+        for node in functional._nodes_by_depth[depth]:
+            if node.operation is None or node.is_input:
+                continue
+            calls.append((node.operation, list(node.input_tensors), list(node.output_tensors)))
+    return calls
+
+
+def optimizer_slots(optimizer):
+    """The optimizer variables of each model variable `optimizer` updates.
+
+    Keras optimizers keep one list per kind of state (Adam: `_momentums`,
+    `_velocities`; SGD: `momentums`), indexed as the optimizer's tracked variables.
+    Each such list is found by that shape; a `LossScaleOptimizer` is looked into.
+
+    Returns:
+        `{id(model_variable): [(kind, optimizer_variable)]}`, empty for an optimizer
+        not built yet. `kind` is the list's attribute name ("_model_variables_moving_
+        average" for the EMA of the weights).
+
+    Raises:
+        ValueError: For a per-variable state whose shape is not its variable's (a
+            factored second moment, as Adafactor's): its entries cannot be mapped.
+    """
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    if not getattr(optimizer, "built", False):
+        return {}
+    tracked = list(optimizer._trainable_variables)
+    slots = {id(variable): [] for variable in tracked}
+    for kind, values in vars(optimizer).items():
+        if kind == "_trainable_variables" or not isinstance(values, (list, tuple)):
+            continue
+        if len(values) != len(tracked) or not any(isinstance(v, keras.Variable) for v in values):
+            continue
+        for variable, slot in zip(tracked, values, strict=True):
+            if slot is None:  # Variables the optimizer overwrites with their gradient.
+                continue
+            if tuple(slot.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"{type(optimizer).__name__} keeps {kind!r} in another shape than its "
+                    f"variables ({tuple(slot.shape)} for {variable.path} of shape "
+                    f"{tuple(variable.shape)}): its entries cannot be reset per unit."
+                )
+            slots[id(variable)].append((kind, slot))
+    return slots
+
+
+def fresh_optimizer_slots(optimizer, variables):
+    """`optimizer_slots` of a new optimizer of the same config built on `variables`:
+    the values each optimizer variable starts from (zeros for Adam's moments,
+    `initial_accumulator_value` for Adagrad's accumulators...)."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    fresh = type(optimizer).from_config(optimizer.get_config())
+    fresh.build(list(variables))
+    return optimizer_slots(fresh)
+
+
 def _check_model_introspection():
     if not isinstance(_load_class("keras.src.models.functional", "Functional"), type):
         _fail("keras.src.models.functional.Functional is not a class")
@@ -189,6 +269,18 @@ def _check_model_introspection():
         from keras.src.backend import get_keras_mask  # noqa: F401
     except ImportError:
         _fail("keras.src.backend.get_keras_mask is gone")
+    # Named: Keras's automatic names ("dense", "dense_1"...) are the user's to take.
+    model = keras.Sequential(
+        [keras.Input((2,), name="keras_relu_check_input"), keras.layers.Dense(1, name="check")],
+        name="keras_relu_check",
+    )
+    if [type(layer) for layer, _, _ in graph_nodes(model)] != [keras.layers.Dense]:
+        _fail("a Functional model's _nodes_by_depth no longer lists its layer calls")
+    optimizer = keras.optimizers.Adam(name="keras_relu_check_adam")
+    optimizer.build(model.trainable_variables)
+    kinds = [kind for kind, _ in optimizer_slots(optimizer)[id(model.trainable_variables[0])]]
+    if sorted(kinds) != ["_momentums", "_velocities"]:
+        _fail(f"Adam's per-variable state is no longer found (found {kinds})")
 
 
 def _check_tensorflow_uniform():
@@ -309,18 +401,34 @@ def _register_activation_names(functions_by_name):
             _fail("keras.activations.get no longer reads ALL_OBJECTS_DICT")
 
 
-def install(functions_by_name, crelu_function, crelu_layer):
+def _register_initializer_names(classes_by_name):
+    from keras.src import initializers as keras_initializers
+
+    table = getattr(keras_initializers, "ALL_OBJECTS_DICT", None)
+    if not isinstance(table, dict):
+        _fail("keras.src.initializers.ALL_OBJECTS_DICT is gone")
+    for name, cls in classes_by_name.items():
+        if table.setdefault(name, cls) is not cls:
+            _fail(f"Keras now has an initializer named {name!r}")
+        if type(keras.initializers.get(name)) is not cls:
+            _fail("keras.initializers.get no longer reads ALL_OBJECTS_DICT")
+
+
+def install(functions_by_name, crelu_function, crelu_layer, initializers_by_name=None):
     """Makes `activation=<name>` work for each name Keras lacks, and CReLU's shapes
-    declared or refused (see the module docstring). Idempotent.
+    declared or refused (see the module docstring), and `kernel_initializer=<name>`
+    for our initializers. Idempotent.
 
     Args:
         functions_by_name: `{name: function}` of the stateless activations.
         crelu_function: `keras_relu.activations.crelu`.
         crelu_layer: `keras_relu.layers.CReLU`.
+        initializers_by_name: `{name: initializer class}`. Default: None (none).
     """
     global _crelu_function, _crelu_layer, _shape_classes, _fixed_width_classes
     _crelu_function, _crelu_layer = crelu_function, crelu_layer
     _register_activation_names(functions_by_name)
+    _register_initializer_names(initializers_by_name or {})
     _check_tensorflow_uniform()
     _check_model_introspection()
     _shape_classes = tuple(_load_class(*where) for where in _SHAPE_LAYERS)

@@ -100,6 +100,46 @@ def test_both_parts_write_results_a_report_and_resume(study, monkeypatch):
     assert dying_relu.main(args) == 0
 
 
+def test_the_cures_part_writes_results_a_report_and_resumes(study, monkeypatch):
+    out, args, tmp_path = study
+    tiny = {
+        **TINY,
+        "cures": {
+            **TINY["trained"],
+            "arms": ["relu", "revive", "clipnorm", "schedule", "prelu"],
+            "relu_seeds": [0],
+            "clipnorm": 1.0,
+            "clipnorm_healthy_lr": 0.1,
+        },
+    }
+    config = tmp_path / "cures.json"
+    config.write_text(json.dumps(tiny))
+    markdown = tmp_path / "DYING_RELU.md"
+    assert (
+        dying_relu.main(
+            [*args, "--part", "cures", "--config", str(config), "--markdown", str(markdown)]
+        )
+        == 0
+    )
+    runs = sorted(p.name for p in (out / "cures").glob("*.json"))
+    assert runs == [
+        f"{a}_lr0.1_seed0.json" for a in ("clipnorm", "prelu", "relu", "revive", "schedule")
+    ]
+    revive = json.loads((out / "cures" / "revive_lr0.1_seed0.json").read_text())
+    assert revive["cure"]["every_n_batches"] > 0 and revive["recycled_units"] == 0  # 3 batches.
+    clipped = json.loads((out / "cures" / "clipnorm_lr0.1_seed0.json").read_text())
+    assert clipped["cure"] == {"arm": "clipnorm", "clipnorm": 1.0}
+    assert (out / "plots" / "cures.png").stat().st_size > 0
+    text = markdown.read_text()
+    assert "## Cures" in text and "ReLU + clipnorm" in text and "PReLU (swapped in)" in text
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("retrained a finished result")
+
+    monkeypatch.setattr(trained, "train_run", refuse)
+    assert dying_relu.main([*args, "--part", "cures", "--config", str(config)]) == 0
+
+
 def test_results_made_with_other_sizes_are_not_mixed(study, capsys):
     out, args, tmp_path = study
     assert dying_relu.main([*args, "--part", "born_dead"]) == 0

@@ -16,6 +16,7 @@ LAYERS = [
     "activations",
     "layers",
     "registry",
+    "initializers",
     "diagnostics",
     "onnx",
     "swap",

@@ -26,6 +26,7 @@ exists: a partial run gives a partial report) and writes:
 
 import json
 import os
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -362,6 +363,225 @@ def _warn_above():
     return WARN_ABOVE
 
 
+# Cures -----------------------------------------------------------------------------
+
+NEAR_IN_TIME = 600  # Seconds: time ratios of runs further apart are marked so.
+CURE_ARMS = (
+    "relu",
+    "revive",
+    "revive_keep_state",
+    "clipnorm",
+    "schedule",
+    "rai",
+    "leaky_relu",
+    "prelu",
+)
+CURE_LABELS = {
+    "relu": "ReLU (no cure)",
+    "revive": "ReLU + ReviveDeadUnits",
+    "revive_keep_state": "ReLU + ReviveDeadUnits(reset_optimizer=False)",
+    "clipnorm": "ReLU + clipnorm",
+    "schedule": "ReLU + warm-up, cosine decay",
+    "rai": "ReLU, RAI initialization",
+    "leaky_relu": "Leaky ReLU (swapped in)",
+    "prelu": "PReLU (swapped in)",
+}
+
+
+def cures_table(cure_runs, trained_runs):
+    """`{arm: {lr: [runs]}}`: the cures' runs, plain ReLU from trained/ (the same protocol
+    and seeds; `cures/relu_*` are in-session reruns for the time ratio), and `timing`:
+    `{arm: {(lr, seed): seconds}}` from this session's runs."""
+    rates = sorted({r["learning_rate"] for r in cure_runs})
+    table = defaultdict(lambda: defaultdict(list))
+    timing = defaultdict(dict)
+    for run in cure_runs:
+        arm = run["cure"]["arm"]
+        finished = time.mktime(time.strptime(run["finished"], "%Y-%m-%d %H:%M:%S UTC"))
+        timing[arm][run["learning_rate"], run["seed"]] = (run["train_seconds"], finished)
+        if arm != "relu":
+            table[arm][run["learning_rate"]].append(run)
+    for run in trained_runs:
+        if run["variant"] == "relu" and run["learning_rate"] in rates:
+            if run["config"] == cure_runs[0]["config"]:
+                table["relu"][run["learning_rate"]].append(run)
+    return {arm: table[arm] for arm in CURE_ARMS if arm in table}, timing
+
+
+def _time_ratio(timing, arm):
+    """Median over (lr, seed) of the arm's training time over ReLU's in the same session."""
+    pairs = [key for key in timing.get(arm, {}) if key in timing.get("relu", {})]
+    if not pairs:
+        return None
+    ratio = np.median([timing[arm][k][0] / timing["relu"][k][0] for k in pairs])
+    apart = max(abs(timing[arm][k][1] - timing["relu"][k][1]) for k in pairs)
+    return f"{ratio:.2f}x" + ("" if apart <= NEAR_IN_TIME else f" ({apart / 60:.0f} min apart)")
+
+
+def plot_cures(table, path):
+    rates = sorted({lr for runs in table.values() for lr in runs})
+    arms = list(table)
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    width = 0.8 / len(arms)
+    handles = []
+    for i, arm in enumerate(arms):
+        offsets = np.arange(len(rates)) + (i - (len(arms) - 1) / 2) * width
+        for axis, key in zip(
+            axes, ("test_accuracy", "dead_fraction", "inactive_fraction"), strict=True
+        ):
+            per_rate = [
+                [r["test_accuracy"] if key == "test_accuracy" else _final(r, key) for r in runs]
+                for runs in (table[arm].get(lr, []) for lr in rates)
+            ]
+            means = [_mean(v) if v else np.nan for v in per_rate]
+            bars = axis.bar(offsets, [np.nan if m is None else m for m in means], width)
+            if axis is axes[0]:
+                handles.append(bars)
+            for x, values in zip(offsets, per_rate, strict=True):
+                values = [v for v in values if v is not None]
+                axis.plot([x] * len(values), values, "k.", ms=3)
+    for axis, title in zip(
+        axes, ("test accuracy", "final dead fraction", "final inactive fraction"), strict=True
+    ):
+        axis.set_xticks(np.arange(len(rates)), [f"lr {lr:g}" for lr in rates])
+        axis.set(title=title)
+        axis.grid(alpha=0.3, axis="y")
+    figure.legend(
+        handles,
+        [CURE_LABELS.get(a, a) for a in arms],
+        loc="lower center",
+        ncol=len(arms),
+        fontsize=8,
+    )
+    figure.suptitle("Cures, Adam: mean over seeds (bars) and each seed (dots)", fontsize=10)
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def cures_verdicts(table):
+    """One line per cure, at the learning rates where plain ReLU dies: accuracy against
+    ReLU's, and whether it stops the dying, only hides it (no exact zeros, but units still
+    stuck below 0: inactive), or neither."""
+    relu = table.get("relu", {})
+    dying = [
+        lr
+        for lr in sorted(relu)
+        if (_mean([_final(r, "dead_fraction") for r in relu[lr]]) or 0) >= DIES_ABOVE
+    ]
+    if not dying:
+        return []
+
+    def figures(arm):
+        runs = [r for lr in dying for r in table[arm].get(lr, [])]
+        return (
+            _mean([r["test_accuracy"] for r in runs]),
+            _mean([_final(r, "dead_fraction") for r in runs]),
+            _mean([_final(r, "inactive_fraction") for r in runs]),
+        )
+
+    base_accuracy = figures("relu")[0]
+    rows = {arm: figures(arm) for arm in table if arm != "relu" and table[arm]}
+    rows = {arm: f for arm, f in rows.items() if f[0] is not None}
+    lines = [
+        f"At the rates where plain ReLU dies ({', '.join(f'{lr:g}' for lr in dying)}; "
+        f"accuracy {_percent(base_accuracy)}), ranked by test accuracy:",
+        "",
+    ]
+    for arm, (accuracy, dead, inactive) in sorted(rows.items(), key=lambda item: -item[1][0]):
+        if dead >= DIES_ABOVE:
+            effect = f"does not stop the dying ({_percent(dead)} dead)"
+        elif inactive is not None and inactive >= DIES_ABOVE:
+            effect = (
+                f"hides the symptom: {_percent(dead)} dead, but {_percent(inactive)} of units "
+                "stuck below 0 (inactive)"
+            )
+        else:
+            effect = f"keeps units alive ({_percent(dead)} dead, {_percent(inactive)} inactive)"
+        gain = 100 * (accuracy - base_accuracy)
+        lines.append(
+            f"- {CURE_LABELS.get(arm, arm)}: accuracy {_percent(accuracy)} ({gain:+.0f} points); "
+            f"{effect}."
+        )
+    return lines
+
+
+def cures_markdown(table, timing, norms, reruns=()):
+    rates = sorted({lr for runs in table.values() for lr in runs})
+    lines = [
+        "The MLP and protocol above (Adam), with one cure per row. Each cell: final dead /",
+        "inactive fraction (all hidden units, measured before any revival at that epoch's end)",
+        "/ test accuracy, means over seeds. Plain ReLU is the trained-to-death part's runs (the",
+        "same protocol and seeds); it was rerun for seed 0 beside the cures as the time reference:",
+        "time vs ReLU is the median, over the learning rates, of the arm's seed-0 training time",
+        "over ReLU's, run minutes apart on a shared machine (differences under about 1.5x are",
+        "noise; only ReviveDeadUnits adds work: a probe pass and the edits every 40 batches).",
+        "",
+        "| cure | " + " | ".join(f"lr {lr:g}" for lr in rates) + " | seeds | time vs ReLU |",
+        "|---" * (len(rates) + 3) + "|",
+    ]
+    for arm, runs_by_lr in table.items():
+        cells = []
+        for lr in rates:
+            runs = runs_by_lr.get(lr, [])
+            if not runs:
+                cells.append("")
+                continue
+            dead = _mean([_final(r, "dead_fraction") for r in runs])
+            inactive = _mean([_final(r, "inactive_fraction") for r in runs])
+            accuracy = _mean([r["test_accuracy"] for r in runs])
+            cells.append(f"{_percent(dead)} / {_percent(inactive)} / {_percent(accuracy)}")
+        seeds = min(len(r) for r in runs_by_lr.values())
+        ratio = "1.00x" if arm == "relu" else (_time_ratio(timing, arm) or "-")
+        lines.append(
+            f"| {CURE_LABELS.get(arm, arm)} | " + " | ".join(cells) + f" | {seeds} | {ratio} |"
+        )
+    lines += [""] + cures_verdicts(table)
+    stored = {
+        (r["learning_rate"], r["seed"]): r
+        for lr in table.get("relu", {})
+        for r in table["relu"][lr]
+    }
+    pairs = [(r, stored.get((r["learning_rate"], r["seed"]))) for r in reruns]
+    pairs = [(new, old) for new, old in pairs if old is not None]
+    if pairs:
+        lines += [
+            "",
+            "Plain ReLU rerun in this session against the stored run (same seed; the "
+            "difference is run-to-run noise): "
+            + ", ".join(
+                f"lr {new['learning_rate']:g} seed {new['seed']}: {_percent(new['test_accuracy'])}"
+                f" against {_percent(old['test_accuracy'])}"
+                for new, old in sorted(pairs, key=lambda p: p[0]["learning_rate"])
+            )
+            + ".",
+        ]
+    for arm in ("revive", "revive_keep_state"):
+        runs_by_lr = table.get(arm, {})
+        if not runs_by_lr:
+            continue
+        counts = ", ".join(
+            f"lr {lr:g}: {np.mean([r['recycled_units'] for r in runs_by_lr[lr]]):.0f}"
+            for lr in sorted(runs_by_lr)
+        )
+        lines += [
+            "",
+            f"Units re-drawn over training by {CURE_LABELS[arm]}, mean per run: {counts}.",
+        ]
+    if norms:
+        lines += [
+            "",
+            f"`clipnorm={norms['clipnorm']:g}`: the {norms['how']}. Per-variable gradient norms "
+            "over plain ReLU's first epoch (median / 90th percentile / max): "
+            + ", ".join(
+                f"lr {lr}: {v['median']:.2g} / {v['p90']:.2g} / {v['max']:.3g}"
+                for lr, v in norms["summary"].items()
+            )
+            + ".",
+        ]
+    return lines
+
+
 # The report ------------------------------------------------------------------------
 
 
@@ -408,9 +628,24 @@ def write_report(out_dir, markdown_path=None):
         ]
         write_json_atomically(out_dir / "resistance.json", summary)
         written.append(out_dir / "resistance.json")
+    cure_runs = _load(out_dir / "cures") if (out_dir / "cures").exists() else []
+    cure_runs = [r for r in cure_runs if "cure" in r]
+    cures, timing = cures_table(cure_runs, _load(out_dir / "trained")) if cure_runs else ({}, {})
+    norms_path = out_dir / "cures" / "gradient_norms.json"
+    norms = json.loads(norms_path.read_text()) if norms_path.exists() else None
+    if cures:
+        plot_cures(cures, plots / "cures.png")
+        written.append(plots / "cures.png")
     targets = [out_dir / "report.md"] + ([Path(markdown_path)] if markdown_path else [])
     for target in targets:
         text = _markdown(born, table, summary, plots, target.parent)
+        if cures:
+            image = Path(os.path.relpath((plots / "cures.png").resolve(), target.parent.resolve()))
+            reruns = [r for r in cure_runs if r["cure"]["arm"] == "relu"]
+            cures_lines = cures_markdown(cures, timing, norms, reruns)
+            text += (
+                "\n## Cures\n\n" + "\n".join(cures_lines) + f"\n\n![cures]({image.as_posix()})\n"
+            )
         write_text_atomically(target, kept_preface(target, PREFACE_END) + text)
         written.append(target)
     return written

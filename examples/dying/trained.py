@@ -101,7 +101,17 @@ def revivals(inactive_by_epoch):
     return {"ever_inactive_units": ever, "revived_units": revived}
 
 
-def train_run(variant, learning_rate, seed, data, config, verbose=0):
+def train_run(
+    variant,
+    learning_rate,
+    seed,
+    data,
+    config,
+    verbose=0,
+    transform=None,
+    optimizer=None,
+    callbacks=(),
+):
     """Trains one (variant, learning rate, seed); returns the result to store.
 
     Args:
@@ -112,6 +122,11 @@ def train_run(variant, learning_rate, seed, data, config, verbose=0):
         config: `{"epochs", "batch_size", "optimizer" ("adam" or "sgd"), "momentum" (SGD's),
             "probe_images"[, "initial_bias"]}`, stored with the result.
         verbose: Keras's `fit` verbosity. Default: 0.
+        transform: A function applied to the built MLP, returning the model to train
+            (the cures: a new initialization, swapped activations). Default: None.
+        optimizer: An optimizer to use instead of config's. Default: None.
+        callbacks: More callbacks, after the monitors (which so measure what training
+            left, before a callback changes it). Default: ().
     """
     (x_train, y_train), (x_test, y_test) = data
     pixels = x_train.reshape(-1, x_train.shape[-1]).astype("float64")
@@ -123,8 +138,10 @@ def train_run(variant, learning_rate, seed, data, config, verbose=0):
         std=pixels.std(axis=0),
         initial_bias=config.get("initial_bias", 0.0),
     )
+    if transform is not None:
+        model = transform(model)
     model.compile(
-        optimizer=_optimizer(config["optimizer"], learning_rate, config["momentum"]),
+        optimizer=optimizer or _optimizer(config["optimizer"], learning_rate, config["momentum"]),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
@@ -141,7 +158,7 @@ def train_run(variant, learning_rate, seed, data, config, verbose=0):
             batch_size=config["batch_size"],
             epochs=config["epochs"],
             validation_data=(x_test.astype("float32"), y_test),
-            callbacks=[monitor, inactive, keras.callbacks.TerminateOnNaN()],
+            callbacks=[monitor, inactive, *callbacks, keras.callbacks.TerminateOnNaN()],
             verbose=verbose,
         )
     dead_unit_warnings = [

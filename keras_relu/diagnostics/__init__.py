@@ -1,7 +1,9 @@
-"""Diagnostics for ReLU-family networks: what dies, and why.
+"""Diagnostics for ReLU-family networks: what dies, and why; and bringing it back.
 
 - `dead_units`: dead and inactive units, sparsity and saturation of every
   activation (`activation_stats`, `summarize`, `DeadUnitMonitor`).
+- `revive`: ReDo's recycling of dead units, once (`revive_dead_units`, which
+  returns a `RevivalReport`) or during training (`ReviveDeadUnits`).
 """
 
 from keras_relu.diagnostics.dead_units import DeadUnitMonitor as DeadUnitMonitor
@@ -12,12 +14,18 @@ from keras_relu.diagnostics.dead_units import (
 from keras_relu.diagnostics.dead_units import activation_stats as activation_stats
 from keras_relu.diagnostics.dead_units import is_activation_layer as is_activation_layer
 from keras_relu.diagnostics.dead_units import summarize as summarize
+from keras_relu.diagnostics.revive import RevivalReport as RevivalReport
+from keras_relu.diagnostics.revive import ReviveDeadUnits as ReviveDeadUnits
+from keras_relu.diagnostics.revive import revive_dead_units as revive_dead_units
 
 __all__ = [
     "DeadUnitMonitor",
     "DeadUnitWarning",
+    "RevivalReport",
+    "ReviveDeadUnits",
     "UnmeasuredActivationWarning",
     "activation_stats",
     "is_activation_layer",
+    "revive_dead_units",
     "summarize",
 ]

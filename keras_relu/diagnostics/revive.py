@@ -1,0 +1,611 @@
+"""Bringing dead units back to life: ReDo's recycling (Sokar et al., ICML 2023).
+
+A unit whose activation is (nearly) zero on a probe batch is recycled so that it
+can learn again while the network computes the same function at that moment:
+
+1. Its score (ReDo's) is its mean |output| over the probe (and over positions, for
+   a convolution's channel) divided by the mean of that figure over its layer's
+   units (+1e-9); a unit with score <= `threshold` is recycled. With `threshold=0`
+   that is exactly the dead units. With `revive_inactive=True`, units whose input is
+   <= 0 on the whole probe are recycled too: a Leaky ReLU's or PReLU's units that
+   a ReLU would have lost.
+2. Its incoming kernel column and its bias are re-drawn from the producing layer's
+   own `kernel_initializer` and `bias_initializer` (a new seeded draw each call).
+   A `BatchNormalization` between the producer and the activation gets that unit's
+   gamma, beta, moving mean and moving variance reset from its initializers.
+3. Its outgoing weights are set to 0 in every layer that consumes it, so the
+   model's outputs are unchanged.
+4. The optimizer's state for exactly the entries changed (Adam's moments, SGD's
+   momentum, any per-variable state) is reset to what a new optimizer starts from,
+   so that stale momentum does not push the unit back at once. Keras's Adam has one
+   step count for all entries, so its bias correction does not restart with them:
+   zeroed moments give the revived entries steps of several times the learning rate
+   for tens of steps (ReDo's code has the same). At high learning rates this kills
+   them again; `reset_optimizer=False` keeps their old moments (see the study,
+   docs/dying-relu/cures.md).
+
+Supported places: a `Dense` or `Conv1D`/`Conv2D`/`Conv3D` (channels last) with its
+activation inline (`Dense(64, activation="relu")`), or followed by an activation
+layer, optionally through a `BatchNormalization` on the last axis. Its output may
+reach its consumers (`Dense` and the same convolutions, groups=1) through Dropout,
+noise, pooling, global pooling, `Flatten` and `Reshape` where each index of the
+consumer's input axis still holds one unit (Flatten interleaves the channels:
+unit c of C is every index f with f % C == c). Any other producer or consumer (a
+residual `Add`, attention, concatenation, a subclassed block, a recurrent layer), a
+layer called more than once, a layer inside a nested model, a model output, CReLU:
+that place is skipped whole, with the reason in the report; never a partial edit.
+
+The outputs are unchanged for units whose output is exactly 0. An inactive unit of a
+Leaky ReLU or PReLU (`revive_inactive=True`) still outputs its negative side, small but
+not 0; zeroing its outgoing weights removes that contribution from the outputs.
+"""
+
+import numbers
+from dataclasses import dataclass
+from dataclasses import field
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_relu import _keras_integration
+from keras_relu import activations
+from keras_relu import layers
+from keras_relu.diagnostics import dead_units
+
+_PRODUCERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+_CONSUMERS = _PRODUCERS
+# Layers that keep each unit's values in its own indices of the last axis.
+_PER_UNIT_LAYERS = (
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.SpatialDropout3D,
+    keras.layers.GaussianDropout,
+    keras.layers.GaussianNoise,
+    keras.layers.AlphaDropout,
+    keras.layers.Identity,
+    keras.layers.MaxPooling1D,
+    keras.layers.MaxPooling2D,
+    keras.layers.MaxPooling3D,
+    keras.layers.AveragePooling1D,
+    keras.layers.AveragePooling2D,
+    keras.layers.AveragePooling3D,
+    keras.layers.GlobalAveragePooling1D,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalAveragePooling3D,
+    keras.layers.GlobalMaxPooling1D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.GlobalMaxPooling3D,
+)
+_RESHAPING_LAYERS = (keras.layers.Flatten, keras.layers.Reshape)
+_SCORE_EPSILON = 1e-9  # ReDo's: a layer whose units are all dead scores 0 everywhere.
+
+
+class RevivalReport(dict):
+    """What `revive_dead_units` did: `{place: units revived}` for every place it can edit.
+
+    Places are named as `activation_stats` names them. A place with no unit at or
+    below the threshold maps to 0; a place it cannot edit is not a key but is in
+    `skipped`.
+
+    Attributes:
+        units: `{place: [unit indices revived]}`.
+        skipped: `{place: reason}` for the places left untouched.
+        total: Units revived in all places.
+    """
+
+    def __init__(self, units, skipped):
+        super().__init__({place: len(indices) for place, indices in units.items()})
+        self.units = units
+        self.skipped = skipped
+
+    @property
+    def total(self):
+        return sum(self.values())
+
+    def __repr__(self):
+        return f"RevivalReport({dict(self)!r}, skipped={self.skipped!r})"
+
+
+@dataclass
+class _Consumer:
+    layer: keras.layers.Layer
+    unit_of_row: np.ndarray  # Unit index held by each index of the kernel's input axis.
+
+
+@dataclass
+class _Place:
+    name: str
+    units: int
+    producer: keras.layers.Layer
+    batch_norm: keras.layers.Layer | None
+    consumers: list = field(default_factory=list)
+
+
+class _Skip(Exception):
+    """A place that cannot be edited, and why."""
+
+
+def _is_linear(layer):
+    activation = getattr(layer, "activation", None)
+    return activation is None or activation is keras.activations.linear
+
+
+def _is_channels_last(layer):
+    return getattr(layer, "data_format", "channels_last") != "channels_first"
+
+
+def _check_editable(layer, role):
+    """Raises `_Skip` unless `layer` is a plain Dense or convolution we can edit."""
+    name = f"{role} {layer.name!r} ({type(layer).__name__})"
+    if type(layer) not in _PRODUCERS:
+        raise _Skip(f"{name} is not a Dense or Conv1D/2D/3D layer")
+    if not _is_channels_last(layer):
+        raise _Skip(f"{name} is channels_first")
+    if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
+        raise _Skip(f"{name} is LoRA-enabled or quantized")
+    if role == "consumer" and getattr(layer, "groups", 1) != 1:
+        raise _Skip(f"{name} is a grouped convolution")
+
+
+class _Graph:
+    """Who produces and who consumes each tensor of a model's own graph."""
+
+    def __init__(self, model):
+        self.calls = _keras_integration.graph_nodes(model)
+        self.producer = {}
+        self.consumers = {}
+        self.uses = {}
+        for call in self.calls:
+            layer, inputs, outputs = call
+            self.uses[id(layer)] = self.uses.get(id(layer), 0) + 1
+            for tensor in outputs:
+                self.producer[id(tensor)] = call
+            for tensor in inputs:
+                self.consumers.setdefault(id(tensor), []).append(call)
+        self.outputs = {id(tensor) for tensor in model.outputs}
+        self.by_name = {
+            layer.name: (layer, inputs, outputs) for layer, inputs, outputs in self.calls
+        }
+
+    def check_once(self, layer):
+        if self.uses[id(layer)] != 1:
+            raise _Skip(f"{layer.name!r} is called {self.uses[id(layer)]} times in the model")
+
+    def only_consumer(self, tensor, of_layer):
+        """The one call consuming `tensor` (the output of `of_layer`), else `_Skip`."""
+        if id(tensor) in self.outputs:
+            raise _Skip(f"the output of {of_layer.name!r} is a model output")
+        calls = self.consumers.get(id(tensor), [])
+        if len(calls) != 1:
+            used_by = ", ".join(repr(layer.name) for layer, _, _ in calls)
+            raise _Skip(f"the output of {of_layer.name!r} also feeds {used_by}")
+        return calls[0]
+
+
+def _plan_place(graph, name, units):
+    """The producer, BatchNorm and consumers of place `name`, or `_Skip`."""
+    if "/" in name:
+        raise _Skip("it is inside a nested model")
+    if "@" in name:
+        raise _Skip("its layer is called more than once")
+    if name not in graph.by_name:
+        raise _Skip("it is not a layer call of the model")
+    layer, inputs, outputs = graph.by_name[name]
+    graph.check_once(layer)
+    if isinstance(layer, layers.CReLU) or getattr(layer, "activation", None) is activations.crelu:
+        raise _Skip("CReLU's units are pairs made from one input unit")
+    batch_norm = None
+    if isinstance(layer, dead_units._ACTIVATION_LAYER_TYPES):
+        if len(inputs) != 1 or id(inputs[0]) not in graph.producer:
+            raise _Skip(f"{name!r} does not take one layer's output")
+        producer, producer_inputs, produced = graph.producer[id(inputs[0])]
+        if type(producer) is keras.layers.BatchNormalization:
+            batch_norm = producer
+            graph.check_once(batch_norm)
+            graph.only_consumer(produced[0], batch_norm)
+            if batch_norm.axis not in (-1, len(produced[0].shape) - 1):
+                raise _Skip(f"BatchNormalization {batch_norm.name!r} is not on the last axis")
+            if id(producer_inputs[0]) not in graph.producer:
+                raise _Skip(f"{batch_norm.name!r} does not take one layer's output")
+            producer, _, produced = graph.producer[id(producer_inputs[0])]
+        _check_editable(producer, "producer")
+        if not _is_linear(producer):
+            raise _Skip(f"producer {producer.name!r} has its own activation")
+        graph.check_once(producer)
+        graph.only_consumer(produced[0], producer)
+    else:
+        producer = layer
+        _check_editable(producer, "producer")
+    width = producer.units if isinstance(producer, keras.layers.Dense) else producer.filters
+    if width != units:
+        raise _Skip(f"producer {producer.name!r} has {width} units, the place {units}")
+    place = _Place(name, units, producer, batch_norm)
+    _follow(graph, layer, outputs[0], np.arange(units), place.consumers)
+    if not place.consumers:
+        raise _Skip("its output reaches no Dense or convolution")
+    return place
+
+
+def _follow(graph, layer, tensor, unit_of_row, consumers):
+    """Collects the consumers of `tensor` (from `layer`), through per-unit layers."""
+    if id(tensor) in graph.outputs:
+        raise _Skip(f"the output of {layer.name!r} is a model output")
+    for consumer, inputs, outputs in graph.consumers.get(id(tensor), []):
+        graph.check_once(consumer)
+        kind = f"{consumer.name!r} ({type(consumer).__name__})"
+        if len(inputs) != 1:
+            raise _Skip(f"its output is combined with others in {kind}")
+        if type(consumer) in _CONSUMERS:
+            _check_editable(consumer, "consumer")
+            rows = consumer.kernel.shape[-2]
+            if rows != len(unit_of_row):
+                raise _Skip(f"consumer {kind} has {rows} inputs, not {len(unit_of_row)}")
+            consumers.append(_Consumer(consumer, unit_of_row))
+        elif type(consumer) in _PER_UNIT_LAYERS:
+            if not _is_channels_last(consumer):
+                raise _Skip(f"{kind} is channels_first")
+            _follow(graph, consumer, outputs[0], unit_of_row, consumers)
+        elif type(consumer) in _RESHAPING_LAYERS:
+            if not _is_channels_last(consumer):
+                raise _Skip(f"{kind} is channels_first")
+            width = outputs[0].shape[-1]
+            # Row-major: index f of the flat tensor is unit row f % C, and index
+            # f % C' of the new last axis; one unit per new index iff C | C'.
+            if width is None or width % len(unit_of_row):
+                raise _Skip(f"{kind} mixes units in its last axis ({width} wide)")
+            tiled = np.tile(unit_of_row, width // len(unit_of_row))
+            _follow(graph, consumer, outputs[0], tiled, consumers)
+        else:
+            raise _Skip(f"its output feeds {kind}, which is not supported")
+
+
+def _draw(initializer, shape, dtype, seed):
+    """A draw of `initializer` with a new seed (an unseeded initializer object draws
+    the same values every call); initializers without a seed are called as they are."""
+    config = initializer.get_config()
+    if "seed" in config:
+        initializer = type(initializer).from_config({**config, "seed": seed})
+    return ops.convert_to_numpy(initializer(shape, dtype=dtype))
+
+
+class _Edits:
+    """New values and changed-entry masks per variable, assigned together at the end."""
+
+    def __init__(self):
+        self.values = {}
+        self.masks = {}
+        self.variables = {}
+
+    def get(self, variable):
+        key = id(variable)
+        if key not in self.values:
+            self.variables[key] = variable
+            self.values[key] = ops.convert_to_numpy(variable.value).copy()
+            self.masks[key] = np.zeros(variable.shape, dtype=bool)
+        return self.values[key], self.masks[key]
+
+    def set_units(self, variable, units, new_values):
+        """Sets the last-axis entries `units` of `variable` from `new_values`."""
+        value, mask = self.get(variable)
+        value[..., units] = new_values[..., units]
+        mask[..., units] = True
+
+    def zero_rows(self, kernel, rows):
+        """Sets the input-axis entries `rows` of a Dense or convolution kernel to 0."""
+        value, mask = self.get(kernel)
+        value[..., rows, :] = 0
+        mask[..., rows, :] = True
+
+
+class _Reviver:
+    """The places of a model and how to edit each, worked out once."""
+
+    def __init__(self, model):
+        self.probe = dead_units._Probe(model)
+        graph = _Graph(model)
+        self.places = {}
+        self.skipped = {}
+        for name, output in self.probe.outputs.items():
+            try:
+                self.places[name] = _plan_place(graph, name, output.shape[-1])
+            except _Skip as reason:
+                self.skipped[name] = str(reason)
+
+    def scores(self, data, batch_size):
+        """`{place: (scores, inactive flags or None)}` on `data`, for editable places."""
+        totals, counts, positive = {}, {}, {}
+        examples = 0
+        for batch in dead_units._input_batches(data, batch_size):
+            examples += len(keras.tree.flatten(batch)[0])
+            if not examples or not self.places:
+                continue
+            outputs, inputs = self.probe.model(batch, training=False)
+            for name in self.places:
+                y = ops.convert_to_numpy(outputs[name])
+                y = np.abs(y.reshape(-1, y.shape[-1]).astype("float64"))
+                totals[name] = totals.get(name, 0.0) + y.sum(axis=0)
+                counts[name] = counts.get(name, 0) + y.shape[0]
+                if name in inputs:
+                    x = ops.convert_to_numpy(inputs[name])
+                    above = np.any(x.reshape(-1, x.shape[-1]) > 0, axis=0)
+                    positive[name] = positive.get(name, False) | above
+        if not examples:
+            raise ValueError(f"`probe` holds no examples. Received: probe={data!r}")
+        result = {}
+        for name in self.places:
+            mean_abs = totals[name] / counts[name]
+            scores = mean_abs / (mean_abs.mean() + _SCORE_EPSILON)
+            inactive = ~positive[name] if name in positive else None
+            result[name] = (scores, inactive)
+        return result
+
+    def revive(self, optimizer, data, threshold, revive_inactive, seed, batch_size):
+        scores = self.scores(data, batch_size)
+        rng = np.random.default_rng(seed if seed is not None else np.random.randint(2**31))
+        chosen = {}
+        for name, (score, inactive) in scores.items():
+            selected = score <= threshold
+            if revive_inactive and inactive is not None:
+                selected |= inactive
+            chosen[name] = np.flatnonzero(selected)
+        edits = _Edits()
+        # Incoming weights first, then outgoing: where one place's consumer is the
+        # next place's producer, a unit revived in both keeps 0 from a revived input.
+        for name, units in chosen.items():
+            if len(units):
+                self._redraw_incoming(self.places[name], units, edits, rng)
+        for name, units in chosen.items():
+            for consumer in self.places[name].consumers if len(units) else ():
+                rows = np.flatnonzero(np.isin(consumer.unit_of_row, units))
+                edits.zero_rows(consumer.layer.kernel, rows)
+        if edits.values and optimizer is not None:
+            self._reset_optimizer(optimizer, edits)
+        for key, variable in edits.variables.items():
+            variable.assign(edits.values[key].astype(variable.dtype))
+        units = {name: [int(u) for u in indices] for name, indices in chosen.items()}
+        return RevivalReport(units, dict(self.skipped))
+
+    @staticmethod
+    def _redraw_incoming(place, units, edits, rng):
+        producer = place.producer
+        for variable, initializer in (
+            (producer.kernel, producer.kernel_initializer),
+            (producer.bias, getattr(producer, "bias_initializer", None)),
+        ):
+            if variable is not None:
+                drawn = _draw(initializer, variable.shape, variable.dtype, int(rng.integers(2**31)))
+                edits.set_units(variable, units, drawn)
+        bn = place.batch_norm
+        if bn is not None:
+            for variable, initializer in (
+                (bn.gamma, bn.gamma_initializer),
+                (bn.beta, bn.beta_initializer),
+                (bn.moving_mean, bn.moving_mean_initializer),
+                (bn.moving_variance, bn.moving_variance_initializer),
+            ):
+                if variable is not None:
+                    drawn = _draw(
+                        initializer, variable.shape, variable.dtype, int(rng.integers(2**31))
+                    )
+                    edits.set_units(variable, units, drawn)
+
+    @staticmethod
+    def _reset_optimizer(optimizer, edits):
+        """Resets the optimizer state of exactly the changed entries."""
+        slots = _keras_integration.optimizer_slots(optimizer)
+        tracked = [edits.variables[key] for key in edits.variables if slots.get(key)]
+        if not tracked:
+            return
+        fresh = _keras_integration.fresh_optimizer_slots(optimizer, tracked)
+        for variable in tracked:
+            key = id(variable)
+            mask = edits.masks[key]
+            starts = dict(fresh[key])
+            for kind, slot in slots[key]:
+                value = ops.convert_to_numpy(slot.value).copy()
+                # The EMA of the weights restarts at the new weights; the rest as new.
+                if kind == "_model_variables_moving_average":
+                    start = edits.values[key]
+                else:
+                    start = ops.convert_to_numpy(starts[kind].value)
+                value[mask] = start[mask]
+                slot.assign(value.astype(slot.dtype))
+
+
+def _check_arguments(threshold, revive_inactive, seed, batch_size):
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise TypeError(f"`threshold` must be a number. Received: threshold={threshold!r}")
+    if not np.isfinite(threshold) or threshold < 0:
+        raise ValueError(f"`threshold` must be finite and >= 0. Received: threshold={threshold!r}")
+    if not isinstance(revive_inactive, bool):
+        raise TypeError(
+            "`revive_inactive` must be True or False. "
+            f"Received: revive_inactive={revive_inactive!r}"
+        )
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
+    ):
+        raise ValueError(f"`seed` must be None or an int >= 0. Received: seed={seed!r}")
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, numbers.Integral)
+        or batch_size < 1
+    ):
+        raise ValueError(f"`batch_size` must be an int >= 1. Received: batch_size={batch_size!r}")
+
+
+def _check_flag(reset_optimizer):
+    if not isinstance(reset_optimizer, bool):
+        raise TypeError(
+            "`reset_optimizer` must be True or False. "
+            f"Received: reset_optimizer={reset_optimizer!r}"
+        )
+
+
+def _optimizer_of(model, reset_optimizer):
+    _check_flag(reset_optimizer)
+    return getattr(model, "optimizer", None) if reset_optimizer else None
+
+
+def revive_dead_units(
+    model,
+    probe,
+    threshold=0.0,
+    revive_inactive=False,
+    reset_optimizer=True,
+    seed=None,
+    batch_size=256,
+):
+    """Recycles the dead units of `model` as ReDo does (see the module docstring).
+
+    Each unit whose ReDo score on `probe` (its mean |output| over its layer's mean)
+    is <= `threshold` gets new incoming weights from its layer's initializers, zero
+    outgoing weights, and a fresh optimizer state for those entries. The model's
+    outputs are unchanged by the call (for units whose output was 0); the revived
+    units can learn again.
+
+    Args:
+        model: A built Functional or Sequential model.
+        probe: The inputs to score units on, as `activation_stats` takes them
+            (ReDo used a batch of 256 to 1,024 examples).
+        threshold: Revive units whose score is at or below this. Default: 0.0
+            (exactly the dead units); ReDo's paper used 0.025 to 0.1.
+        revive_inactive: Also revive units whose activation input is <= 0 on the
+            whole probe (the Leaky ReLU or PReLU units a ReLU would have lost).
+            Their negative-side output, not 0, leaves the outputs with their
+            outgoing weights. Default: False.
+        reset_optimizer: Reset the optimizer state (`model.optimizer`, once built) of
+            the changed entries (with Adam, see the module docstring). Default: True.
+        seed: Seed of the new weights, or None to draw it from NumPy's global
+            generator (`keras.utils.set_random_seed` seeds it). Default: None.
+        batch_size: Batch size for an in-memory `probe`. Default: 256.
+
+    Returns:
+        A `RevivalReport`: a dict `{place: units revived}` over the places it can
+        edit (named as `activation_stats` names them), with `.units` (the indices),
+        `.skipped` (`{place: reason}` for the places left alone) and `.total`.
+
+    Example:
+    >>> report = keras_relu.diagnostics.revive_dead_units(model, x_train[:256])
+    >>> report, report.skipped
+    ({'re_lu': 12, 're_lu_1': 0}, {'re_lu_2': "its output feeds 'add' (Add), ..."})
+    """
+    _check_arguments(threshold, revive_inactive, seed, batch_size)
+    optimizer = _optimizer_of(model, reset_optimizer)
+    reviver = _Reviver(model)
+    return reviver.revive(optimizer, probe, threshold, revive_inactive, seed, batch_size)
+
+
+class ReviveDeadUnits(keras.callbacks.Callback):
+    """Calls `revive_dead_units` during training: every N batches, or after each epoch.
+
+    Each epoch's logs get the units revived in that epoch (so they reach `History`,
+    `CSVLogger` and `TensorBoard`; list this callback before those):
+    ```
+    revived_units            total over all places
+    revived_units/<place>    per place it can edit
+    ```
+    Batch logs get the same figures for the batch at which it revives. List a
+    `DeadUnitMonitor` before this callback to measure what training left dead, not
+    what revival left. `reports` holds `(epoch, batch or None, RevivalReport)` per call.
+
+    Args:
+        probe: The inputs to score units on (see `revive_dead_units`).
+        every_n_batches: Revive after every this many training batches (counted over
+            the whole training), or None to revive at the end of each epoch.
+            Default: None.
+        threshold, revive_inactive, reset_optimizer, batch_size: As for
+            `revive_dead_units`.
+        seed: Seed of the sequence of draws (each call draws anew), or None for
+            NumPy's global generator. Default: None.
+
+    Example:
+    >>> reviver = keras_relu.diagnostics.ReviveDeadUnits(x_train[:256], every_n_batches=100)
+    >>> history = model.fit(x, y, epochs=5, callbacks=[reviver])
+    >>> history.history["revived_units"]  # one value per epoch
+    """
+
+    def __init__(
+        self,
+        probe,
+        every_n_batches=None,
+        threshold=0.0,
+        revive_inactive=False,
+        reset_optimizer=True,
+        seed=None,
+        batch_size=256,
+    ):
+        super().__init__()
+        _check_arguments(threshold, revive_inactive, seed, batch_size)
+        if every_n_batches is not None and (
+            isinstance(every_n_batches, bool)
+            or not isinstance(every_n_batches, numbers.Integral)
+            or every_n_batches < 1
+        ):
+            raise ValueError(
+                "`every_n_batches` must be None or an int >= 1. "
+                f"Received: every_n_batches={every_n_batches!r}"
+            )
+        _check_flag(reset_optimizer)
+        self.probe = probe
+        self.every_n_batches = every_n_batches
+        self.threshold = threshold
+        self.revive_inactive = revive_inactive
+        self.reset_optimizer = reset_optimizer
+        self.seed = seed
+        self.batch_size = batch_size
+        self.reports = []
+        self._reviver = None
+        self._rng = None
+        self._steps = 0
+        self._epoch = 0
+        self._epoch_counts = {}
+
+    def on_train_begin(self, logs=None):
+        self._reviver = _Reviver(self.model)
+        self._rng = np.random.default_rng(self.seed)
+        self._steps = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_counts = {name: 0 for name in self._reviver.places}
+
+    def _revive(self, batch, logs):
+        # `self.model` first: on JAX it copies the training state into the variables,
+        # and the next step reads them back with what was assigned here.
+        model = self.model
+        report = self._reviver.revive(
+            _optimizer_of(model, self.reset_optimizer),
+            self.probe,
+            self.threshold,
+            self.revive_inactive,
+            int(self._rng.integers(2**31)),
+            self.batch_size,
+        )
+        self.reports.append((self._epoch, batch, report))
+        for name, count in report.items():
+            self._epoch_counts[name] += count
+        if logs is not None:
+            logs.update(_figures(report))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        if self.every_n_batches and self._steps % self.every_n_batches == 0:
+            self._revive(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_n_batches is None:
+            self._revive(None, None)
+        if logs is not None:
+            logs.update(_figures(self._epoch_counts))
+
+
+def _figures(counts):
+    figures = {"revived_units": sum(counts.values())}
+    figures.update({f"revived_units/{name}": count for name, count in counts.items()})
+    return figures
+
+
+__all__ = ["ReviveDeadUnits", "RevivalReport", "revive_dead_units"]

@@ -1,0 +1,206 @@
+"""`keras_relu.initializers.RandomizedAsymmetric` (RAI, Lu et al. 2019): its distribution
+over many seeded draws, seeding, config, the `"randomized_asymmetric"` string."""
+
+import math
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_relu
+from keras_relu.initializers import RandomizedAsymmetric
+
+DRAWS = 50  # Independent draws: a new seeded instance each (a seeded instance repeats itself).
+
+
+def draws(shape, **kwargs):
+    """`DRAWS` kernels of `shape`, reshaped to `(DRAWS, fan_in, units)`."""
+    kernels = [
+        ops.convert_to_numpy(RandomizedAsymmetric(seed=seed, **kwargs)(shape))
+        for seed in range(DRAWS)
+    ]
+    return np.stack(kernels).reshape(DRAWS, -1, shape[-1])
+
+
+def positive_entries(kernels):
+    """With a vanishing symmetric part, the positive entry is each column's only large one."""
+    chosen = kernels > 1e-9
+    assert np.all(chosen.sum(axis=1) == 1)  # Exactly one per unit.
+    return chosen
+
+
+@pytest.mark.parametrize("shape", [(64, 32), (3, 3, 4, 16)])
+def test_one_positive_entry_per_unit_at_a_uniform_position(shape):
+    kernels = draws(shape, scale=1e-12)
+    chosen = positive_entries(kernels)
+    fan_in = math.prod(shape[:-1])
+    counts = chosen.sum(axis=(0, 2))  # Per position, over draws and units.
+    expected = DRAWS * shape[-1] / fan_in
+    chi_square = np.sum((counts - expected) ** 2 / expected)
+    # Chi-square with fan_in - 1 degrees of freedom: mean fan_in - 1, sd sqrt(2 (fan_in - 1)).
+    assert chi_square < fan_in - 1 + 5 * math.sqrt(2 * (fan_in - 1))
+    # Units of one kernel choose independently (not one position for the whole kernel).
+    assert len(set(np.argmax(chosen[0], axis=0))) > 1
+
+
+def test_the_positive_entry_is_beta_2_1():
+    kernels = draws((16, 32), scale=1e-12)
+    values = kernels[positive_entries(kernels)]  # 1,600 draws.
+    standard_error = math.sqrt(1 / 18 / values.size)
+    assert values.min() > 0 and values.max() < 1
+    assert abs(values.mean() - 2 / 3) < 5 * standard_error
+    # Beta(2, 1)'s CDF is x^2: a quarter below 0.5 (a uniform would put half there).
+    assert abs(np.mean(values < 0.5) - 0.25) < 5 * math.sqrt(0.25 * 0.75 / values.size)
+
+
+def test_other_positive_distributions():
+    kernels = draws((16, 32), scale=1e-12, positive_alpha=1.0, positive_beta=3.0)
+    values = kernels[positive_entries(kernels)]
+    assert abs(values.mean() - 1 / 4) < 5 * math.sqrt((3 / 80) / values.size)
+
+
+@pytest.mark.parametrize("shape", [(64, 32), (2, 2, 16, 32)])
+def test_the_symmetric_entries_are_normal_with_sigma_0_6007_over_root_fan_in(shape):
+    # Beta(1e6, 1) is 1 within 1e-4: the positive entry is found exactly, the rest measured.
+    kernels = draws(shape, positive_alpha=1e6)
+    chosen = np.abs(kernels - 1) < 1e-3
+    assert np.all(chosen.sum(axis=1) == 1)
+    symmetric = kernels[~chosen]
+    sigma = 0.6007 / math.sqrt(math.prod(shape[:-1]))
+    assert abs(symmetric.mean()) < 5 * sigma / math.sqrt(symmetric.size)
+    # The sample sd's standard error is about sigma / sqrt(2 n).
+    assert abs(symmetric.std() - sigma) < 5 * sigma / math.sqrt(2 * symmetric.size)
+    # Normal, not uniform: about 4.6% beyond 2 sigma (a uniform of that sd has none).
+    assert abs(np.mean(np.abs(symmetric) > 2 * sigma) - 0.0455) < 0.01
+
+
+def test_scale_sets_the_standard_deviation():
+    kernels = draws((64, 32), scale=2.0, positive_alpha=1e6)
+    symmetric = kernels[np.abs(kernels - 1) >= 1e-3]
+    assert symmetric.std() == pytest.approx(2.0 / 8, rel=0.02)
+
+
+def test_an_integer_seed_repeats_and_seeds_differ():
+    first = ops.convert_to_numpy(RandomizedAsymmetric(seed=7)((8, 4)))
+    again = RandomizedAsymmetric(seed=7)
+    np.testing.assert_array_equal(ops.convert_to_numpy(again((8, 4))), first)
+    np.testing.assert_array_equal(ops.convert_to_numpy(again((8, 4))), first)  # Keras's way.
+    other = ops.convert_to_numpy(RandomizedAsymmetric(seed=8)((8, 4)))
+    assert not np.array_equal(other, first)
+
+
+def test_unseeded_draws_as_keras_s_own_initializers_do():
+    # The same values at every call, and reproducible under keras.utils.set_random_seed.
+    keras.utils.set_random_seed(3)
+    initializer = RandomizedAsymmetric()
+    first = ops.convert_to_numpy(initializer((8, 4)))
+    np.testing.assert_array_equal(ops.convert_to_numpy(initializer((8, 4))), first)
+    keras.utils.set_random_seed(3)
+    np.testing.assert_array_equal(ops.convert_to_numpy(RandomizedAsymmetric()((8, 4))), first)
+    assert not np.array_equal(ops.convert_to_numpy(RandomizedAsymmetric()((8, 4))), first)
+
+
+def test_a_seed_generator_advances():
+    initializer = RandomizedAsymmetric(seed=keras.random.SeedGenerator(5))
+    first, second = (ops.convert_to_numpy(initializer((8, 4))) for _ in range(2))
+    assert not np.array_equal(first, second)
+    replay = RandomizedAsymmetric(seed=keras.random.SeedGenerator(5))
+    np.testing.assert_array_equal(ops.convert_to_numpy(replay((8, 4))), first)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_dtype(dtype):
+    kernel = RandomizedAsymmetric(seed=0)((4, 3), dtype=dtype)
+    assert keras.backend.standardize_dtype(kernel.dtype) == dtype
+
+
+def test_config_round_trip():
+    initializer = RandomizedAsymmetric(scale=0.5, positive_alpha=3.0, positive_beta=2.0, seed=4)
+    config = initializer.get_config()
+    assert config == {"scale": 0.5, "positive_alpha": 3.0, "positive_beta": 2.0, "seed": 4}
+    restored = keras.initializers.deserialize(keras.initializers.serialize(initializer))
+    assert type(restored) is RandomizedAsymmetric and restored.get_config() == config
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(restored((6, 5))), ops.convert_to_numpy(initializer((6, 5)))
+    )
+
+
+@pytest.mark.parametrize("name", ["randomized_asymmetric", "RandomizedAsymmetric"])
+def test_the_string_names_it(name):
+    assert type(keras.initializers.get(name)) is RandomizedAsymmetric
+    assert keras_relu.initializers.RandomizedAsymmetric is RandomizedAsymmetric
+
+
+def test_keras_s_own_names_are_untouched():
+    assert type(keras.initializers.get("he_normal")) is keras.initializers.HeNormal
+
+
+@pytest.mark.parametrize(
+    "layer, input_shape",
+    [
+        (lambda: keras.layers.Dense(64, kernel_initializer="randomized_asymmetric"), (32,)),
+        (
+            lambda: keras.layers.Conv2D(32, 3, kernel_initializer="randomized_asymmetric"),
+            (8, 8, 8),
+        ),
+    ],
+)
+def test_the_string_in_dense_and_conv2d(layer, input_shape):
+    layer = layer()
+    layer.build((None, *input_shape))
+    assert type(layer.kernel_initializer) is RandomizedAsymmetric
+    kernel = ops.convert_to_numpy(layer.kernel).reshape(-1, layer.kernel.shape[-1])
+    # Every unit has one entry of Beta(2, 1) (the largest, in practice); the rest is small.
+    sigma = 0.6007 / math.sqrt(kernel.shape[0])
+    assert np.all(kernel.max(axis=0) > 0)
+    assert np.median(kernel) == pytest.approx(0, abs=sigma / 4)
+    assert np.std(kernel) < 2 * sigma
+
+
+def test_the_string_saves_and_loads_in_a_fresh_process(tmp_path):
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2D(4, 3, activation="relu", kernel_initializer="randomized_asymmetric")(
+        inputs
+    )
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(3, kernel_initializer="randomized_asymmetric")(x)
+    model = keras.Model(inputs, outputs)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    data = tmp_path / "x.npy"
+    x_data = np.random.default_rng(0).normal(size=(5, 6, 6, 2)).astype("float32")
+    np.save(data, x_data)
+    script = (
+        "import sys, numpy as np, keras, keras_relu; "
+        "model = keras.saving.load_model(sys.argv[1], safe_mode=True); "
+        "kinds = {type(layer.kernel_initializer).__name__ for layer in model.layers[1:] "
+        "if hasattr(layer, 'kernel_initializer')}; "
+        "assert kinds == {'RandomizedAsymmetric'}, kinds; "
+        "np.save(sys.argv[2], keras.ops.convert_to_numpy(model(np.load(sys.argv[2]))))"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path), str(data)], check=True)
+    np.testing.assert_allclose(
+        np.load(data), ops.convert_to_numpy(model(x_data)), rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("name", ["scale", "positive_alpha", "positive_beta"])
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), "1", True, None])
+def test_bad_parameters(name, value):
+    with pytest.raises(ValueError, match=name):
+        RandomizedAsymmetric(**{name: value})
+
+
+@pytest.mark.parametrize("seed", ["1", 1.5, -1, 2**31, True, [1]])
+def test_bad_seeds(seed):
+    with pytest.raises(ValueError, match="seed"):
+        RandomizedAsymmetric(seed=seed)
+
+
+@pytest.mark.parametrize("shape", [(5,), (), (0, 3), (4, 0)])
+def test_shapes_that_are_not_kernels(shape):
+    with pytest.raises(ValueError, match="shape"):
+        RandomizedAsymmetric(seed=0)(shape)
