@@ -1,6 +1,6 @@
 """The one module that touches Keras internals (tested against Keras 3.15).
 
-Keras 3 has no public way to do these five things, so they are done here and
+Keras 3 has no public way to do these six things, so they are done here and
 nowhere else, each checked when it is installed so that a Keras release that
 changes what they rely on fails at `import keras_relu` with a message, not
 later with a wrong model:
@@ -31,6 +31,9 @@ later with a wrong model:
    included), every layer nested inside a layer (to find activations a subclassed
    layer would rebuild from its config), and which activation a `keras.ops` call
    in a functional graph (`x = keras.ops.relu(x)`) computes.
+6. `compute_loss`, for `diagnostics.GradientMonitor`: a model's compiled loss as
+   `train_step` computes it, through `Trainer._compute_loss`, which passes
+   `training` only to a `compute_loss` override that accepts it (added in Keras 3.3).
 """
 
 import functools
@@ -134,6 +137,19 @@ def activation_op_name(operation):
         if type(operation) is _load_class("keras.src.ops.nn", class_name):
             return name
     return None
+
+
+def compute_loss(model, x, y, y_pred, sample_weight, training):
+    """`model.compute_loss(...)` as the backends' `train_step` calls it."""
+    return model._compute_loss(
+        x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+    )
+
+
+def _check_compute_loss():
+    trainer = _load_class("keras.src.trainers.trainer", "Trainer")
+    if not callable(getattr(trainer, "_compute_loss", None)):
+        _fail("Trainer._compute_loss is gone")
 
 
 def _check_model_introspection():
@@ -277,6 +293,7 @@ def install(functions_by_name, crelu_function, crelu_layer):
     _register_activation_names(functions_by_name)
     _check_tensorflow_uniform()
     _check_model_introspection()
+    _check_compute_loss()
     _shape_classes = tuple(_load_class(*where) for where in _SHAPE_LAYERS)
     _fixed_width_classes = tuple(_load_class(*where) for where in _FIXED_WIDTH_LAYERS)
     for cls in _shape_classes:
