@@ -10,10 +10,14 @@ is rebuilt from whatever files exist.
 - `trained` (`dying/trained.py`): a plain MLP on a CIFAR-10 subset, Adam at learning
   rates from comfortable to too high, every variant, 3 seeds: dead and inactive
   fractions per layer and epoch, test accuracy, `DeadUnitMonitor`'s warnings.
+- `gradients` (`dying/gradients.py`): the same MLP and sweep for ReLU, Leaky ReLU and
+  PReLU with `GradientMonitor` every few batches: do the gradient norm and update
+  ratio flag the learning rates at which ReLU dies, and how early?
 
     python examples/dying_relu.py --quick --data-dir ../shared/datasets/cifar10-jpeg.tar.gz
     python examples/dying_relu.py --part born_dead --out examples/results/dying_relu
     python examples/dying_relu.py --part trained --data-dir ... --out examples/results/dying_relu
+    python examples/dying_relu.py --part gradients --data-dir ... --out examples/results/dying_relu
     python examples/dying_relu.py --report-only --out examples/results/dying_relu \\
         --markdown examples/DYING_RELU.md
 """
@@ -30,6 +34,7 @@ from cifar10 import data as data_lib  # noqa: E402
 from cifar10.train import write_json_atomically  # noqa: E402
 from cifar10_compare import subset  # noqa: E402
 from dying import born_dead  # noqa: E402
+from dying import gradients  # noqa: E402
 from dying import report  # noqa: E402
 from dying import trained  # noqa: E402
 
@@ -58,6 +63,20 @@ FULL = {
         "learning_rates": [1e-3, 3e-3, 1e-2, 3e-2],
         "seeds": [0, 1, 2],
     },
+    "gradients": {
+        "train_images": 10000,
+        "test_images": 5000,
+        "epochs": 4,
+        "batch_size": 128,
+        "optimizer": "adam",
+        "momentum": 0.9,
+        "probe_images": 1000,
+        "gradient_probe_images": 512,
+        "accuracy_images": 1000,
+        "every": 4,
+        "learning_rates": [1e-3, 3e-3, 1e-2, 3e-2],
+        "seeds": [0, 1, 2],
+    },
 }
 QUICK = {
     "born_dead": {
@@ -78,13 +97,21 @@ QUICK = {
         "learning_rates": [1e-3, 3e-2],
         "seeds": [0],
     },
+    "gradients": {
+        **FULL["gradients"],
+        "train_images": 2000,
+        "test_images": 1000,
+        "epochs": 2,
+        "learning_rates": [1e-3, 3e-2],
+        "seeds": [0],
+    },
 }
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     names = ",".join(VARIANTS)
-    parser.add_argument("--part", choices=("born_dead", "trained", "all"), default="all")
+    parser.add_argument("--part", choices=("born_dead", "trained", "gradients", "all"), default="all")
     parser.add_argument("--variants", default=names, help=f"Default: {names}")
     parser.add_argument("--out", default="dying_relu_results", help="Results folder.")
     parser.add_argument(
@@ -111,6 +138,10 @@ def born_dead_path(out, variant, width, depth):
 
 def trained_path(out, variant, learning_rate, seed):
     return Path(out) / "trained" / f"{variant}_lr{learning_rate:g}_seed{seed}.json"
+
+
+def gradients_path(out, variant, learning_rate, seed):
+    return Path(out) / "gradients" / f"{variant}_lr{learning_rate:g}_seed{seed}.json"
 
 
 def _existing(path, config):
@@ -169,6 +200,30 @@ def run_trained(variants, config, out, data_dir, cache_dir):
                 )
 
 
+def run_gradients(variants, config, out, data_dir, cache_dir):
+    """The `gradients` part: the variants of `gradients.VARIANTS` among `variants`."""
+    (x_train, y_train), (x_test, y_test) = data_lib.load(data_dir, cache_dir)
+    data = (
+        subset(x_train, y_train, config["train_images"]),
+        subset(x_test, y_test, config["test_images"]),
+    )
+    run_config = {k: v for k, v in config.items() if k not in ("learning_rates", "seeds")}
+    for seed in config["seeds"]:
+        for learning_rate in config["learning_rates"]:
+            for variant in (v for v in variants if v in gradients.VARIANTS):
+                path = gradients_path(out, variant, learning_rate, seed)
+                if _existing(path, run_config) is not None:
+                    continue
+                result = gradients.gradient_run(variant, learning_rate, seed, data, run_config)
+                write_json_atomically(path, result)
+                print(
+                    f"gradients: {variant} lr {learning_rate:g} seed {seed}: test accuracy "
+                    f"{result['test_accuracy']:.3f}, {len(result['gradient_warnings'])} "
+                    f"gradient warnings, {result['train_seconds']:.0f} s",
+                    flush=True,
+                )
+
+
 def main(argv=None):
     args = parse_args(argv)
     out = Path(args.out)
@@ -181,6 +236,8 @@ def main(argv=None):
             run_born_dead(variants, sizes["born_dead"], out)
         if not args.report_only and args.part in ("trained", "all"):
             run_trained(variants, sizes["trained"], out, args.data_dir, args.cache_dir)
+        if not args.report_only and args.part == "gradients":  # Not part of "all".
+            run_gradients(variants, sizes["gradients"], out, args.data_dir, args.cache_dir)
     except (data_lib.DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
