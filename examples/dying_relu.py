@@ -111,7 +111,9 @@ QUICK = {
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     names = ",".join(VARIANTS)
-    parser.add_argument("--part", choices=("born_dead", "trained", "gradients", "all"), default="all")
+    parser.add_argument(
+        "--part", choices=("born_dead", "trained", "gradients", "all"), default="all"
+    )
     parser.add_argument("--variants", default=names, help=f"Default: {names}")
     parser.add_argument("--out", default="dying_relu_results", help="Results folder.")
     parser.add_argument(

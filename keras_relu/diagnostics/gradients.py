@@ -132,12 +132,18 @@ def _gradient_function(model, training):
     def gradients(x, y, sample_weight, loss_scale, state=None):
         return loss_gradients(model, x, y, sample_weight, training, loss_scale, state)
 
+    if backend == "tensorflow" and model.run_eagerly:
+        return _in_replica_context(gradients, model.distribute_strategy)
     if model.run_eagerly or backend == "torch":
         return gradients
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(gradients, jit_compile=bool(model.jit_compile), reduce_retracing=True)
+        return tf.function(
+            _in_replica_context(gradients, model.distribute_strategy),
+            jit_compile=bool(model.jit_compile),
+            reduce_retracing=True,
+        )
     if backend == "jax":
         import jax
 
@@ -147,6 +153,24 @@ def _gradient_function(model, training):
             x, y, sample_weight, loss_scale, jax_state(model)
         )
     return gradients
+
+
+def _in_replica_context(gradients, strategy):
+    """`gradients` run by a `tf.distribute` strategy, whose variables can only be read in
+    a replica context: every replica evaluates the whole probe, the first one's result
+    is returned, and the division by the replica count that Keras's losses apply under
+    a strategy is undone. Without a strategy, TensorFlow's default one just calls it."""
+    import tensorflow as tf
+
+    def replicated(x, y, sample_weight, loss_scale):
+        results = strategy.run(gradients, args=(x, y, sample_weight, loss_scale))
+        loss, grads = tf.nest.map_structure(
+            lambda value: strategy.experimental_local_results(value)[0], results
+        )
+        replicas = strategy.num_replicas_in_sync
+        return loss * replicas, [g * replicas for g in grads]
+
+    return replicated
 
 
 def weight_groups(model):
@@ -388,11 +412,6 @@ class GradientMonitor(keras.callbacks.Callback):
 
     def _call_gradient_function(self, scale):
         scale = np.asarray(scale, dtype="float32")  # A tensor argument: one trace.
-        strategy = getattr(self.model, "distribute_strategy", None)
-        if keras.config.backend() == "tensorflow" and strategy is not None:
-            # Mirrored variables are read in the strategy's cross-replica context.
-            with strategy.scope():
-                return self._gradient_function(self.x, self.y, self.sample_weight, scale)
         return self._gradient_function(self.x, self.y, self.sample_weight, scale)
 
     def _measure(self, epoch, with_updates):
