@@ -35,21 +35,25 @@ class EveryFewBatches(keras.callbacks.Callback):
     def __init__(self, every, dead_probe, accuracy_probe):
         super().__init__()
         self.every = every
-        self.dead_probe = dead_probe
         self.accuracy_probe = accuracy_probe
         self.records = []
         self._step = 0
+        # Its probe model is built once, at train begin: activation_stats would rebuild it.
+        self._dead = diagnostics.DeadUnitMonitor(dead_probe, warn_above=None)
 
     def _record(self):
-        stats = diagnostics.activation_stats(self.model, self.dead_probe)
-        record = {"step": self._step, **diagnostics.summarize(stats)}
-        record.update({f"dead_fraction/{p}": s["dead_fraction"] for p, s in stats.items()})
+        figures = {}
+        self._dead.on_epoch_end(0, figures)
+        record = {"step": self._step}
+        record.update({k: v for k, v in figures.items() if k.split("/")[0] != "sparsity"})
         images, labels = self.accuracy_probe
         logits = keras.ops.convert_to_numpy(self.model(images, training=False))
         record["accuracy"] = float(np.mean(np.argmax(logits, axis=-1) == labels))
         self.records.append(record)
 
     def on_train_begin(self, logs=None):
+        self._dead.set_model(self.model)
+        self._dead.on_train_begin()
         self._record()
 
     def on_train_batch_end(self, batch, logs=None):
