@@ -42,12 +42,13 @@ class EveryFewBatches(keras.callbacks.Callback):
         self._dead = diagnostics.DeadUnitMonitor(dead_probe, warn_above=None)
 
     def _record(self):
+        model = self.model  # On JAX, reading `self.model` puts fit's state into the model.
         figures = {}
         self._dead.on_epoch_end(0, figures)
         record = {"step": self._step}
         record.update({k: v for k, v in figures.items() if k.split("/")[0] != "sparsity"})
         images, labels = self.accuracy_probe
-        logits = keras.ops.convert_to_numpy(self.model(images, training=False))
+        logits = keras.ops.convert_to_numpy(model(images, training=False))
         record["accuracy"] = float(np.mean(np.argmax(logits, axis=-1) == labels))
         self.records.append(record)
 
