@@ -139,3 +139,187 @@ def gradient_run(variant, learning_rate, seed, data, config):
         "keras": keras.__version__,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
+
+
+# The report's section ----------------------------------------------------------------
+
+DEAD_WARN_ABOVE = WARN_ABOVE  # DeadUnitMonitor's threshold, for its per-batch equivalent.
+CHANCE = 0.15  # Held-out accuracy at or below this: collapsed (10 classes: chance is 0.1).
+THRESHOLDS = (0.01, 0.02, 0.03, 0.05, 0.1)  # Candidate max_update_ratio values, compared.
+
+
+def _hidden_ratios(run):
+    """(steps, largest update ratio over the hidden Dense layers) after each measurement."""
+    steps, ratios = [], []
+    for record in run["gradients"]:
+        values = [v for k, v in record.items() if k.startswith("update_ratio/dense")]
+        if values:
+            steps.append(record["step"])
+            ratios.append(max(values))
+    return np.array(steps), np.array(ratios, dtype=float)
+
+
+def first_sustained(steps, values, threshold, patience=3):
+    """The step at which `values` has been above `threshold` `patience` times in a row."""
+    count = 0
+    for step, value in zip(steps, values, strict=True):
+        count = count + 1 if value > threshold else 0
+        if count >= patience:
+            return int(step)
+    return None
+
+
+def run_figures(run):
+    """One run's answers: update ratio, gradient norm growth, when each signal fires."""
+    steps, ratios = _hidden_ratios(run)
+    norms = np.array([r["grad_norm"] for r in run["gradients"]], dtype=float)
+    records = run["every_few_batches"]
+    dead_step = next(
+        (
+            r["step"]
+            for r in records
+            if max(v for k, v in r.items() if k.startswith("dead_fraction/")) > DEAD_WARN_ABOVE
+        ),
+        None,
+    )
+    collapse_step = None
+    for record in records[1:]:
+        if record["accuracy"] <= CHANCE:
+            collapse_step = record["step"] if collapse_step is None else collapse_step
+        else:
+            collapse_step = None  # Recovered: only a collapse that lasts counts.
+    epoch_warnings = [int(re.match(r"Epoch (\d+)", m).group(1)) for m in run["dead_unit_warnings"]]
+    finite = norms[np.isfinite(norms)]
+    return {
+        "update_ratio": float(np.median(ratios)),
+        "update_ratio_epoch1": float(np.median(ratios[steps <= run["steps_per_epoch"]])),
+        "grad_norm_growth": float(finite.max() / norms[0]) if finite.size else float("nan"),
+        "grad_norm_final_over_first": float(norms[-1] / norms[0]),
+        "gradient_warning_step": min(
+            (w["step"] for w in run["gradient_warnings"] if w["step"] is not None), default=None
+        ),
+        "dead_step": dead_step,
+        "dead_epoch_warning_step": (
+            min(epoch_warnings) * run["steps_per_epoch"] if epoch_warnings else None
+        ),
+        "collapse_step": collapse_step,
+        "dead_fraction": records[-1]["dead_fraction"],
+        "test_accuracy": run["test_accuracy"],
+        "warned_at": {t: first_sustained(steps, ratios, t) for t in THRESHOLDS},
+    }
+
+
+def _by_cell(runs):
+    cells = {}
+    for run in runs:
+        cells.setdefault((run["variant"], run["learning_rate"]), []).append(run)
+    return cells
+
+
+def _steps(values):
+    """Median step over seeds, with how many seeds reached it: "44 (2/2)" or "-"."""
+    reached = [v for v in values if v is not None]
+    if not reached:
+        return "-"
+    return f"{int(np.median(reached))} ({len(reached)}/{len(values)})"
+
+
+def plot_gradients(runs, path, threshold):
+    """Update ratio, gradient norm and dead fraction against step, per variant and lr."""
+    import matplotlib.pyplot as plt
+
+    cells = _by_cell(runs)
+    variants = [v for v in VARIANTS if any(c[0] == v for c in cells)]
+    rates = sorted({lr for _, lr in cells})
+    colors = dict(zip(rates, ("tab:green", "tab:blue", "tab:orange", "tab:red"), strict=False))
+    figure, axes = plt.subplots(3, len(variants), figsize=(4.3 * len(variants), 9), squeeze=False)
+    for column, variant in enumerate(variants):
+        for lr in rates:
+            group = cells.get((variant, lr), [])
+            if not group:
+                continue
+            steps, _ = _hidden_ratios(group[0])
+            ratio = np.nanmean([_hidden_ratios(r)[1] for r in group], axis=0)
+            norm_steps = [r["step"] for r in group[0]["gradients"]]
+            norm = np.nanmean([[r["grad_norm"] for r in g["gradients"]] for g in group], axis=0)
+            dead_steps = [r["step"] for r in group[0]["every_few_batches"]]
+            dead = np.mean([[r["dead_fraction"] for r in g["every_few_batches"]] for g in group], 0)
+            style = {"color": colors[lr], "label": f"lr {lr:g}", "lw": 1.2}
+            axes[0][column].plot(steps, ratio, **style)
+            axes[1][column].plot(norm_steps, norm, **style)
+            axes[2][column].plot(dead_steps, dead, **style)
+        axes[0][column].axhline(threshold, color="k", ls="--", lw=0.8)
+        axes[0][column].set(title=variant, yscale="log")
+        axes[1][column].set(yscale="log")
+        axes[2][column].set(xlabel="training step (batches of 128)", ylim=(-0.02, 1))
+    axes[0][0].set_ylabel("update ratio, largest hidden layer")
+    axes[1][0].set_ylabel("gradient norm on the probe")
+    axes[2][0].set_ylabel("dead fraction (all hidden units)")
+    axes[0][-1].legend(fontsize=8)
+    for axis in axes.flat:
+        axis.grid(alpha=0.3)
+    figure.suptitle("Adam on the MLP without BatchNorm; mean over seeds; dashed: max_update_ratio")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def report_section(runs, plots, image):
+    """The "Watching the gradients" section's Markdown lines (and its plot), from the runs."""
+    from keras_relu.diagnostics import GradientMonitor
+
+    lines = ["## Watching the gradients: does `GradientMonitor` see it coming?", ""]
+    if not runs:
+        return lines + ["No results yet (`--part gradients`).", ""]
+    defaults = GradientMonitor((np.zeros(1), np.zeros(1)))
+    plot_gradients(runs, plots / "gradients_vs_step.png", defaults.max_update_ratio)
+    cells = _by_cell(runs)
+    figures = {cell: [run_figures(r) for r in group] for cell, group in cells.items()}
+    config = runs[0]["config"]
+    steps_per_epoch = runs[0]["steps_per_epoch"]
+    seeds = min(len(g) for g in cells.values())
+    lines += [
+        f"The MLP of the previous part, Adam, {config['epochs']} epochs of {steps_per_epoch} "
+        f"steps, {seeds} seeds per cell. `GradientMonitor(every={config['every']})` at its "
+        f"defaults (`max_update_ratio={defaults.max_update_ratio:g}`, "
+        f"`patience={defaults.patience}`, `growth_factor={defaults.growth_factor:g}`) on "
+        f"{config['gradient_probe_images']} training images; the dead fraction on "
+        f"{config['probe_images']} training images and the accuracy on "
+        f"{config['accuracy_images']} test images every {config['every']} steps too. Steps "
+        "are medians over the seeds that reached them (how many in brackets); "
+        "'-': none did.",
+        "",
+        "| variant | lr | update ratio (median; epoch 1) | grad norm max / first | "
+        "first GradientWarning | dead > 20% (every 4 steps) | DeadUnitMonitor (epoch end) | "
+        "accuracy collapses | final dead | test accuracy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, lr in sorted(cells, key=lambda c: (VARIANTS.index(c[0]), c[1])):
+        f = figures[(variant, lr)]
+
+        def mean(key, f=f):
+            return float(np.mean([x[key] for x in f]))
+
+        lines.append(
+            f"| {variant} | {lr:g} | {mean('update_ratio'):.4f}; {mean('update_ratio_epoch1'):.4f} "
+            f"| {mean('grad_norm_growth'):.1f} | {_steps([x['gradient_warning_step'] for x in f])} "
+            f"| {_steps([x['dead_step'] for x in f])} "
+            f"| {_steps([x['dead_epoch_warning_step'] for x in f])} "
+            f"| {_steps([x['collapse_step'] for x in f])} | {mean('dead_fraction'):.0%} "
+            f"| {mean('test_accuracy'):.1%} |"
+        )
+    lines += [
+        "",
+        "Which runs a `max_update_ratio` would flag (patience 3), and at which step, "
+        "from the same measurements:",
+        "",
+        "| variant | lr | " + " | ".join(f"{t:g}" for t in THRESHOLDS) + " |",
+        "|---|---|" + "---|" * len(THRESHOLDS),
+    ]
+    for (variant, lr), _ in sorted(cells.items(), key=lambda c: (VARIANTS.index(c[0][0]), c[0][1])):
+        f = figures[(variant, lr)]
+        row = [_steps([x["warned_at"][t] for x in f]) for t in THRESHOLDS]
+        lines.append(f"| {variant} | {lr:g} | " + " | ".join(row) + " |")
+    lines.append("")
+    lines += image("gradients_vs_step.png", "update ratio, gradient norm and dead fraction")
+    return lines
