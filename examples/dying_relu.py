@@ -76,6 +76,10 @@ FULL = {
         "every": 4,
         "learning_rates": [1e-3, 3e-3, 1e-2, 3e-2],
         "seeds": [0, 1],
+        # ReLU at a rate where it dies, with each remedy (`gradients.REMEDIES`).
+        "remedies": ["clipnorm", "schedule"],
+        "remedy_variant": "relu",
+        "remedy_learning_rate": 1e-2,
     },
 }
 QUICK = {
@@ -142,8 +146,9 @@ def trained_path(out, variant, learning_rate, seed):
     return Path(out) / "trained" / f"{variant}_lr{learning_rate:g}_seed{seed}.json"
 
 
-def gradients_path(out, variant, learning_rate, seed):
-    return Path(out) / "gradients" / f"{variant}_lr{learning_rate:g}_seed{seed}.json"
+def gradients_path(out, variant, learning_rate, seed, remedy=None):
+    name = f"{variant}_lr{learning_rate:g}_seed{seed}" + (f"_{remedy}" if remedy else "")
+    return Path(out) / "gradients" / f"{name}.json"
 
 
 def _existing(path, config):
@@ -203,27 +208,39 @@ def run_trained(variants, config, out, data_dir, cache_dir):
 
 
 def run_gradients(variants, config, out, data_dir, cache_dir):
-    """The `gradients` part: the variants of `gradients.VARIANTS` among `variants`."""
+    """The `gradients` part: the variants of `gradients.VARIANTS` among `variants`, then
+    the remedies."""
     (x_train, y_train), (x_test, y_test) = data_lib.load(data_dir, cache_dir)
     data = (
         subset(x_train, y_train, config["train_images"]),
         subset(x_test, y_test, config["test_images"]),
     )
-    run_config = {k: v for k, v in config.items() if k not in ("learning_rates", "seeds")}
-    for seed in config["seeds"]:
-        for learning_rate in config["learning_rates"]:
-            for variant in (v for v in variants if v in gradients.VARIANTS):
-                path = gradients_path(out, variant, learning_rate, seed)
-                if _existing(path, run_config) is not None:
-                    continue
-                result = gradients.gradient_run(variant, learning_rate, seed, data, run_config)
-                write_json_atomically(path, result)
-                print(
-                    f"gradients: {variant} lr {learning_rate:g} seed {seed}: test accuracy "
-                    f"{result['test_accuracy']:.3f}, {len(result['gradient_warnings'])} "
-                    f"gradient warnings, {result['train_seconds']:.0f} s",
-                    flush=True,
-                )
+    sweep = ("learning_rates", "seeds", "remedies", "remedy_variant", "remedy_learning_rate")
+    run_config = {k: v for k, v in config.items() if k not in sweep}
+    runs = []
+    for seed in config["seeds"]:  # Each seed's sweep, then its remedies.
+        runs += [
+            (variant, learning_rate, seed, None)
+            for learning_rate in config["learning_rates"]
+            for variant in variants
+            if variant in gradients.VARIANTS
+        ]
+        runs += [
+            (config["remedy_variant"], config["remedy_learning_rate"], seed, remedy)
+            for remedy in config.get("remedies", [])
+        ]
+    for variant, learning_rate, seed, remedy in runs:
+        path = gradients_path(out, variant, learning_rate, seed, remedy)
+        if _existing(path, run_config) is not None:
+            continue
+        result = gradients.gradient_run(variant, learning_rate, seed, data, run_config, remedy)
+        write_json_atomically(path, result)
+        print(
+            f"gradients: {path.stem}: test accuracy {result['test_accuracy']:.3f}, "
+            f"{len(result['gradient_warnings'])} gradient warnings, "
+            f"{result['train_seconds']:.0f} s",
+            flush=True,
+        )
 
 
 def main(argv=None):

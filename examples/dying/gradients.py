@@ -68,7 +68,27 @@ def _step_of(message):
     return int(found.group(1)) if found else None
 
 
-def gradient_run(variant, learning_rate, seed, data, config):
+REMEDIES = {
+    "clipnorm": "global_clipnorm=1.0 (the gradient's global norm clipped to 1)",
+    "schedule": "a one-epoch linear warm-up from 0, then cosine decay to 0",
+}
+
+
+def _remedied_optimizer(remedy, learning_rate, total_steps, warmup_steps):
+    if remedy == "clipnorm":
+        return keras.optimizers.Adam(learning_rate, global_clipnorm=1.0)
+    if remedy == "schedule":
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0,
+            decay_steps=total_steps - warmup_steps,
+            warmup_target=learning_rate,
+            warmup_steps=warmup_steps,
+        )
+        return keras.optimizers.Adam(schedule)
+    raise ValueError(f"`remedy` must be one of {sorted(REMEDIES)}. Received: {remedy!r}")
+
+
+def gradient_run(variant, learning_rate, seed, data, config, remedy=None):
     """Trains one (variant, learning rate, seed) with the monitors; returns the result.
 
     Args:
@@ -78,14 +98,21 @@ def gradient_run(variant, learning_rate, seed, data, config):
         data: `((x_train, y_train), (x_test, y_test))`, uint8 images.
         config: `{"epochs", "batch_size", "optimizer", "momentum", "probe_images",
             "gradient_probe_images", "accuracy_images", "every"}`, stored with the result.
+        remedy: None, or a key of `REMEDIES`: Adam at `learning_rate` with it.
     """
     (x_train, y_train), (x_test, y_test) = data
     pixels = x_train.reshape(-1, x_train.shape[-1]).astype("float64")
     model = build_mlp(
         variant, seed, x_train.shape[1:], mean=pixels.mean(axis=0), std=pixels.std(axis=0)
     )
+    steps_per_epoch = int(np.ceil(len(x_train) / config["batch_size"]))
+    if remedy is None:
+        optimizer = _optimizer(config["optimizer"], learning_rate, config["momentum"])
+    else:
+        total = steps_per_epoch * config["epochs"]
+        optimizer = _remedied_optimizer(remedy, learning_rate, total, steps_per_epoch)
     model.compile(
-        optimizer=_optimizer(config["optimizer"], learning_rate, config["momentum"]),
+        optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
@@ -124,8 +151,9 @@ def gradient_run(variant, learning_rate, seed, data, config):
         "variant": variant,
         "learning_rate": learning_rate,
         "seed": seed,
+        "remedy": remedy,
         "config": config,
-        "steps_per_epoch": int(np.ceil(len(x_train) / config["batch_size"])),
+        "steps_per_epoch": steps_per_epoch,
         "gradients": gradients.history,
         "every_few_batches": dead_every.records,
         "gradient_warnings": gradient_warnings,

@@ -226,6 +226,12 @@ class GradientMonitor(keras.callbacks.Callback):
     `history`, a list of dicts with `epoch` and `step` (optimizer steps since the
     start of `fit`), so per-batch figures are kept.
 
+    Cost: one forward and backward pass over the probe per measurement, and a copy
+    of the trainable weights before the step that precedes it (before every step
+    when the number of steps an epoch is unknown, as for a dataset of unknown
+    length). At the defaults, less than 2% of an epoch of the CIFAR-10 example
+    (`benchmarks/RESULTS.md`).
+
     The gradient follows the model's compile settings: a `tf.function` (with XLA
     under `jit_compile=True`) or `jax.jit` of its own, traced once, eager under
     `run_eagerly` and on torch. Under mixed precision the loss is scaled by the
