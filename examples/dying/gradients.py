@@ -292,62 +292,90 @@ def plot_gradients(runs, path, threshold):
     plt.close(figure)
 
 
+def _row(label, lr, f):
+    """A table row of `run_figures` results `f` (one per seed)."""
+
+    def mean(key):
+        return float(np.mean([x[key] for x in f]))
+
+    cells = [
+        label,
+        f"{lr:g}",
+        f"{mean('update_ratio'):.4f}; {mean('update_ratio_epoch1'):.4f}",
+        f"{mean('grad_norm_growth'):.1f}",
+        _steps([x["gradient_warning_step"] for x in f]),
+        _steps([x["dead_step"] for x in f]),
+        _steps([x["dead_epoch_warning_step"] for x in f]),
+        _steps([x["collapse_step"] for x in f]),
+        f"{mean('dead_fraction'):.0%}",
+        f"{mean('test_accuracy'):.1%}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+TABLE_HEAD = [
+    "| variant | lr | update ratio (median; epoch 1) | grad norm max / first | "
+    "first GradientWarning | dead > 20% (every 4 steps) | DeadUnitMonitor (epoch end) | "
+    "accuracy collapses | final dead | test accuracy |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+]
+
+
 def report_section(runs, plots, image):
     """The "Watching the gradients" section's Markdown lines (and its plot), from the runs."""
     from keras_relu.diagnostics import GradientMonitor
 
     lines = ["## Watching the gradients: does `GradientMonitor` see it coming?", ""]
-    if not runs:
+    plain = [r for r in runs if not r.get("remedy")]
+    if not plain:
         return lines + ["No results yet (`--part gradients`).", ""]
     defaults = GradientMonitor((np.zeros(1), np.zeros(1)))
-    plot_gradients(runs, plots / "gradients_vs_step.png", defaults.max_update_ratio)
-    cells = _by_cell(runs)
-    figures = {cell: [run_figures(r) for r in group] for cell, group in cells.items()}
-    config = runs[0]["config"]
-    steps_per_epoch = runs[0]["steps_per_epoch"]
-    seeds = min(len(g) for g in cells.values())
+    plot_gradients(plain, plots / "gradients_vs_step.png", defaults.max_update_ratio)
+    cells = _by_cell(plain)
+    order = sorted(cells, key=lambda c: (VARIANTS.index(c[0]), c[1]))
+    figures = {cell: [run_figures(r) for r in cells[cell]] for cell in order}
+    config = plain[0]["config"]
     lines += [
-        f"The MLP of the previous part, Adam, {config['epochs']} epochs of {steps_per_epoch} "
-        f"steps, {seeds} seeds per cell. `GradientMonitor(every={config['every']})` at its "
-        f"defaults (`max_update_ratio={defaults.max_update_ratio:g}`, "
-        f"`patience={defaults.patience}`, `growth_factor={defaults.growth_factor:g}`) on "
-        f"{config['gradient_probe_images']} training images; the dead fraction on "
-        f"{config['probe_images']} training images and the accuracy on "
-        f"{config['accuracy_images']} test images every {config['every']} steps too. Steps "
-        "are medians over the seeds that reached them (how many in brackets); "
-        "'-': none did.",
+        f"The MLP of the previous part, Adam, {config['epochs']} epochs of "
+        f"{plain[0]['steps_per_epoch']} steps, "
+        f"{min(len(g) for g in cells.values())} seeds per cell. "
+        f"`GradientMonitor(every={config['every']})` at its defaults "
+        f"(`max_update_ratio={defaults.max_update_ratio:g}`, `patience={defaults.patience}`, "
+        f"`growth_factor={defaults.growth_factor:g}`) on {config['gradient_probe_images']} "
+        f"training images; the dead fraction on {config['probe_images']} training images and "
+        f"the accuracy on {config['accuracy_images']} test images every {config['every']} "
+        "steps too. The update ratio is the largest over the hidden layers, its median over "
+        "the run and over the first epoch; steps are medians over the seeds that reached "
+        "them (how many in brackets), '-': none did; a collapse is held-out accuracy at or "
+        f"below {CHANCE:.0%} to the end.",
         "",
-        "| variant | lr | update ratio (median; epoch 1) | grad norm max / first | "
-        "first GradientWarning | dead > 20% (every 4 steps) | DeadUnitMonitor (epoch end) | "
-        "accuracy collapses | final dead | test accuracy |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        *TABLE_HEAD,
     ]
-    for variant, lr in sorted(cells, key=lambda c: (VARIANTS.index(c[0]), c[1])):
-        f = figures[(variant, lr)]
-
-        def mean(key, f=f):
-            return float(np.mean([x[key] for x in f]))
-
-        lines.append(
-            f"| {variant} | {lr:g} | {mean('update_ratio'):.4f}; {mean('update_ratio_epoch1'):.4f} "
-            f"| {mean('grad_norm_growth'):.1f} | {_steps([x['gradient_warning_step'] for x in f])} "
-            f"| {_steps([x['dead_step'] for x in f])} "
-            f"| {_steps([x['dead_epoch_warning_step'] for x in f])} "
-            f"| {_steps([x['collapse_step'] for x in f])} | {mean('dead_fraction'):.0%} "
-            f"| {mean('test_accuracy'):.1%} |"
-        )
+    lines += [_row(variant, lr, figures[(variant, lr)]) for variant, lr in order]
     lines += [
         "",
-        "Which runs a `max_update_ratio` would flag (patience 3), and at which step, "
+        "Which runs each `max_update_ratio` would flag (patience 3), and at which step, "
         "from the same measurements:",
         "",
         "| variant | lr | " + " | ".join(f"{t:g}" for t in THRESHOLDS) + " |",
         "|---|---|" + "---|" * len(THRESHOLDS),
     ]
-    for (variant, lr), _ in sorted(cells.items(), key=lambda c: (VARIANTS.index(c[0][0]), c[0][1])):
-        f = figures[(variant, lr)]
-        row = [_steps([x["warned_at"][t] for x in f]) for t in THRESHOLDS]
+    for variant, lr in order:
+        row = [_steps([x["warned_at"][t] for x in figures[(variant, lr)]]) for t in THRESHOLDS]
         lines.append(f"| {variant} | {lr:g} | " + " | ".join(row) + " |")
     lines.append("")
     lines += image("gradients_vs_step.png", "update ratio, gradient norm and dead fraction")
+    remedied = [r for r in runs if r.get("remedy")]
+    if remedied:
+        lines += ["### The remedies, on ReLU at a rate where it dies", "", *TABLE_HEAD]
+        by_remedy = {}
+        for run in remedied:
+            by_remedy.setdefault((run["remedy"], run["variant"], run["learning_rate"]), [])
+            by_remedy[(run["remedy"], run["variant"], run["learning_rate"])].append(run)
+        for (remedy, variant, lr), group in sorted(by_remedy.items()):
+            if (variant, lr) in figures and remedy == sorted(by_remedy)[0][0]:
+                lines.append(_row(f"{variant} (plain Adam)", lr, figures[(variant, lr)]))
+            label = f"{variant} + {REMEDIES[remedy]}"
+            lines.append(_row(label, lr, [run_figures(r) for r in group]))
+        lines.append("")
     return lines
