@@ -93,7 +93,7 @@ def main(argv=None):
         return last.epochs[0], last.train_begin - first.train_begin, time.perf_counter() - started
 
     for name in arms:  # Warm-up: traces the train step and the monitor's gradient.
-        one_epoch(name)
+        print(f"warm-up: {name}: {one_epoch(name)[2]:.1f} s", flush=True)
     order = list(arms)
     for round_index in range(args.rounds):
         for name in order[round_index % 3 :] + order[: round_index % 3]:
