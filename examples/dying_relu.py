@@ -72,6 +72,7 @@ FULL = {
         "momentum": 0.9,
         "probe_images": 1000,
         "gradient_probe_images": 512,
+        "probes": "random rows",  # Not the first rows: the data is stored class by class.
         "accuracy_images": 1000,
         "every": 4,
         "learning_rates": [1e-3, 3e-3, 1e-2, 3e-2],

@@ -116,11 +116,14 @@ def gradient_run(variant, learning_rate, seed, data, config, remedy=None):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    count = config["gradient_probe_images"]
-    gradient_probe = (x_train[:count].astype("float32"), y_train[:count])
-    dead_probe = x_train[: config["probe_images"]].astype("float32")
-    count = config["accuracy_images"]
-    accuracy_probe = (x_test[:count].astype("float32"), y_test[:count])
+    # Fixed random samples: the data sets are stored class by class, so x[:n] would be
+    # one or two classes.
+    rows = np.random.default_rng(0).permutation(len(x_train))
+    gradient_rows = rows[: config["gradient_probe_images"]]
+    gradient_probe = (x_train[gradient_rows].astype("float32"), y_train[gradient_rows])
+    dead_probe = x_train[rows[: config["probe_images"]]].astype("float32")
+    test_rows = np.random.default_rng(1).permutation(len(x_test))[: config["accuracy_images"]]
+    accuracy_probe = (x_test[test_rows].astype("float32"), y_test[test_rows])
     gradients = diagnostics.GradientMonitor(gradient_probe, every=config["every"])
     dead_every = EveryFewBatches(config["every"], dead_probe, accuracy_probe)
     dead_epochs = diagnostics.DeadUnitMonitor(dead_probe, warn_above=WARN_ABOVE)
