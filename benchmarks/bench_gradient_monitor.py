@@ -12,6 +12,12 @@ the timing does not depend on the images. Prints medians and ratios to no monito
 
     python benchmarks/bench_gradient_monitor.py                # 200 steps of 128, 5 rounds
     python benchmarks/bench_gradient_monitor.py --steps 300 --rounds 7
+    python benchmarks/bench_gradient_monitor.py --direct   # one measurement vs one step
+
+`--direct` times, in turns, 10 training steps (`train_on_batch`) and one measurement
+(the monitor's `on_epoch_end` after a `fit`), and gives a measurement's cost as a share
+of an epoch of `--steps` steps and of a full CIFAR-10 epoch (391 steps of 128): less
+sensitive to the machine's drift than whole epochs, which the shared machine makes noisy.
 """
 
 import argparse
@@ -50,12 +56,39 @@ class Clock(keras.callbacks.Callback):
         self.epochs.append(time.perf_counter() - self.epoch_started)
 
 
+def direct(args, images, labels, probe, repeats=7):
+    """Seconds of one training step and of one measurement, medians of interleaved turns."""
+    model = compiled("relu", 1000 * args.steps)
+    monitor = diagnostics.GradientMonitor(probe)
+    batch = images[: args.batch_size], labels[: args.batch_size]
+    model.fit(*batch, batch_size=args.batch_size, epochs=1, callbacks=[monitor], verbose=0)
+    steps, measurements = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(10):
+            model.train_on_batch(*batch)
+        steps.append((time.perf_counter() - started) / 10)
+        started = time.perf_counter()
+        monitor.on_epoch_end(0, {})
+        measurements.append(time.perf_counter() - started)
+    step, measurement = statistics.median(steps), statistics.median(measurements)
+    print(
+        f"backend {keras.config.backend()}, batch {args.batch_size}, probe {args.probe} images, "
+        f"{repeats} turns, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}\n"
+        f"step {1e3 * step:.0f} ms, measurement {1e3 * measurement:.0f} ms "
+        f"({measurement / step:.1f} steps): {100 * measurement / (args.steps * step):.2f}% of an "
+        f"epoch of {args.steps} steps, {100 * measurement / (391 * step):.2f}% of a full "
+        "CIFAR-10 epoch (391 steps)"
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="Training steps an epoch.")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--probe", type=int, default=256, help="Probe images.")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--direct", action="store_true", help="See the module docstring.")
     args = parser.parse_args(argv)
     for name in ("steps", "batch_size", "probe", "rounds"):
         if getattr(args, name) < 1:
@@ -66,6 +99,9 @@ def main(argv=None):
     images = images.astype("float32")
     labels = rng.integers(0, 10, len(images))
     probe = (images[: args.probe], labels[: args.probe])
+    if args.direct:
+        direct(args, images, labels, probe)
+        return 0
     arms = {
         "no monitor": None,
         "GradientMonitor() (epoch end)": {},
