@@ -226,6 +226,8 @@ def run_figures(run):
         "update_ratio_epoch1": float(np.median(ratios[steps <= run["steps_per_epoch"]])),
         "grad_norm_growth": float(finite.max() / norms[0]) if finite.size else float("nan"),
         "grad_norm_final_over_first": float(norms[-1] / norms[0]),
+        # What growth_factor compares: against the first measurement after a step.
+        "growth_past_baseline": float(np.nanmax(norms[2:]) / norms[1]),
         "gradient_warning_step": min(
             (w["step"] for w in run["gradient_warnings"] if w["step"] is not None), default=None
         ),
@@ -305,7 +307,7 @@ def _row(label, lr, f):
         label,
         f"{lr:g}",
         f"{mean('update_ratio'):.4f}; {mean('update_ratio_epoch1'):.4f}",
-        f"{mean('grad_norm_growth'):.1f}",
+        f"{mean('grad_norm_growth'):.1f}; {mean('grad_norm_final_over_first'):.3f}",
         _steps([x["gradient_warning_step"] for x in f]),
         _steps([x["dead_step"] for x in f]),
         _steps([x["dead_epoch_warning_step"] for x in f]),
@@ -317,7 +319,7 @@ def _row(label, lr, f):
 
 
 TABLE_HEAD = [
-    "| variant | lr | update ratio (median; epoch 1) | grad norm max / first | "
+    "| variant | lr | update ratio (median; epoch 1) | grad norm: peak; end (/ start) | "
     "first GradientWarning | dead > 20% (every 4 steps) | DeadUnitMonitor (epoch end) | "
     "accuracy collapses | final dead | test accuracy |",
     "|---|---|---|---|---|---|---|---|---|---|",
