@@ -200,6 +200,23 @@ def first_sustained(steps, values, threshold, patience=3):
     return None
 
 
+def first_default_warning(run, max_update_ratio=0.03, patience=3, growth_factor=10.0):
+    """The step of `GradientMonitor`'s first warning at its current defaults, replayed
+    from the run's measurements (so older runs, made with other defaults, compare)."""
+    records = run["gradients"]
+    steps = [r["step"] for r in records]
+    norms = np.array([r["grad_norm"] for r in records], dtype=float)
+    found = [s for s, n in zip(steps, norms, strict=True) if not np.isfinite(n)][:1]
+    after = [(s, n) for s, n in zip(steps, norms, strict=True) if s > 0 and np.isfinite(n)]
+    if after:
+        found += [s for s, n in after if n > growth_factor * after[0][1]][:1]
+    for key in {k for r in records for k in r if k.startswith("update_ratio/")}:
+        pairs = [(r["step"], r[key]) for r in records if key in r]
+        step = first_sustained(*zip(*pairs, strict=True), max_update_ratio, patience)
+        found += [step] if step is not None else []
+    return min(found, default=None)
+
+
 def run_figures(run):
     """One run's answers: update ratio, gradient norm growth, when each signal fires."""
     steps, ratios = _hidden_ratios(run)
@@ -228,9 +245,7 @@ def run_figures(run):
         "grad_norm_final_over_first": float(norms[-1] / norms[0]),
         # What growth_factor compares: against the first measurement after a step.
         "growth_past_baseline": float(np.nanmax(norms[2:]) / norms[1]),
-        "gradient_warning_step": min(
-            (w["step"] for w in run["gradient_warnings"] if w["step"] is not None), default=None
-        ),
+        "gradient_warning_step": first_default_warning(run),
         "dead_step": dead_step,
         "dead_epoch_warning_step": (
             min(epoch_warnings) * run["steps_per_epoch"] if epoch_warnings else None
@@ -297,6 +312,41 @@ def plot_gradients(runs, path, threshold):
     plt.close(figure)
 
 
+# Read from the tables above (seed 0; rerun `--part gradients` for more seeds, then check).
+ANSWERS = [
+    "What the figures say:",
+    "",
+    "- **The update ratio singles out the learning rate, not the dying.** With Adam a step "
+    "moves every weight by about the learning rate, whatever the gradient, so the ratio in "
+    "the first steps grows with the rate and is the same for ReLU, Leaky ReLU and PReLU: "
+    "`max_update_ratio=0.03` (3 measurements in a row) flags 1e-2 and 3e-2 for all three at "
+    "step 12, and 1e-3 and 3e-3 for none. ReLU dies at those two rates (49% and 67% of its "
+    "units); Leaky ReLU and PReLU, flagged alike, keep every unit (they lose accuracy at 3e-2 "
+    "only). After the first ~50 steps Adam's ratio settles near 0.006-0.01 at every rate, so "
+    "a median over the run separates nothing: the warning must look at the first steps.",
+    "- **The gradient norm singles out the total collapse.** ReLU at 3e-2 spikes to 14x its "
+    "start at step 4, then falls to 0.6% of it and stays there: a dead network has no "
+    "gradient. Every other run ends at 19-66% of its start, ReLU at 1e-2 (half its units "
+    "dead) included, so the norm does not tell a half-dead ReLU from a healthy one.",
+    "- **How early.** ReLU at 1e-2 has a layer more than 20% dead at step 8 and 3e-2 at step "
+    "4, on the held-out accuracy a collapse to chance from step 4 at 3e-2; "
+    "`GradientMonitor(every=4)` warns at step 12; `DeadUnitMonitor` at the end of the first "
+    "epoch (step 79), 67 steps later. Most of the damage is done in the first 10-30 steps: "
+    "a monitor once an epoch reports it, it cannot prevent it.",
+    "- **The 1e-3 rule of thumb** (update / weight about 1e-3) does not hold as a number "
+    "here: at Adam's usual rate 1e-3, the healthiest run, the ratio is 0.006 (the first "
+    "layer's; the largest of the hidden layers), 6 times the folklore's value, and 0.01 at "
+    "3e-3, where ReLU still trains (8% dead). What holds is its direction: the runs whose "
+    "first steps passed 0.03 are the ones where ReLU died.",
+    "- **Remedies, ReLU at 1e-2.** A warm-up (one epoch from 0) and cosine decay keeps the "
+    "first steps below the threshold (no warning), halves the dead fraction (27% against "
+    "49%) and gives the best accuracy of the table (43.1%). Clipping the global gradient "
+    "norm to 1 does not help with Adam, which divides the gradient by its own running "
+    "scale: 61% dead, 31.9%. A variant that keeps the gradient on the negative side "
+    "(PReLU at 1e-2: 40.5%, no dead unit) is the other way out.",
+]
+
+
 def _row(label, lr, f):
     """A table row of `run_figures` results `f` (one per seed)."""
 
@@ -347,7 +397,8 @@ def report_section(runs, plots, image):
         f"`GradientMonitor(every={config['every']})` at its defaults "
         f"(`max_update_ratio={defaults.max_update_ratio:g}`, `patience={defaults.patience}`, "
         f"`growth_factor={defaults.growth_factor:g}`) on {config['gradient_probe_images']} "
-        f"training images; the dead fraction on {config['probe_images']} training images and "
+        f"training images (its first warning replayed from the measurements at these "
+        f"defaults); the dead fraction on {config['probe_images']} training images and "
         f"the accuracy on {config['accuracy_images']} test images every {config['every']} "
         "steps too. The update ratio is the largest over the hidden layers, its median over "
         "the run and over the first epoch; steps are medians over the seeds that reached "
@@ -368,7 +419,7 @@ def report_section(runs, plots, image):
     for variant, lr in order:
         row = [_steps([x["warned_at"][t] for x in figures[(variant, lr)]]) for t in THRESHOLDS]
         lines.append(f"| {variant} | {lr:g} | " + " | ".join(row) + " |")
-    lines.append("")
+    lines += ["", *ANSWERS, ""]
     lines += image("gradients_vs_step.png", "update ratio, gradient norm and dead fraction")
     remedied = [r for r in runs if r.get("remedy")]
     if remedied:
