@@ -326,7 +326,7 @@ ANSWERS = [
     "a median over the run separates nothing: the warning must look at the first steps.",
     "- **The gradient norm singles out the total collapse.** ReLU at 3e-2 spikes to 14x its "
     "start at step 4, then falls to 0.6% of it and stays there: a dead network has no "
-    "gradient. Every other run ends at 19-66% of its start, ReLU at 1e-2 (half its units "
+    "gradient. Every other run ends at 18-66% of its start, ReLU at 1e-2 (half its units "
     "dead) included, so the norm does not tell a half-dead ReLU from a healthy one.",
     "- **How early.** ReLU at 1e-2 has a layer more than 20% dead at step 8 and 3e-2 at step "
     "4, on the held-out accuracy a collapse to chance from step 4 at 3e-2; "
