@@ -312,7 +312,7 @@ def plot_gradients(runs, path, threshold):
     plt.close(figure)
 
 
-# Read from the tables above (seed 0; rerun `--part gradients` for more seeds, then check).
+# Read from the tables above (seed 0, and seed 1 for ReLU at 1e-3; rerun `--part gradients` for more seeds, then check).
 ANSWERS = [
     "What the figures say:",
     "",
