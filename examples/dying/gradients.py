@@ -312,7 +312,8 @@ def plot_gradients(runs, path, threshold):
     plt.close(figure)
 
 
-# Read from the tables above (seed 0, and seed 1 for ReLU at 1e-3; rerun `--part gradients` for more seeds, then check).
+# Read from the tables above (seed 0, and seed 1 for ReLU at 1e-3): after a rerun of
+# `--part gradients` with more seeds, check them against the new tables.
 ANSWERS = [
     "What the figures say:",
     "",
