@@ -13,11 +13,15 @@ is rebuilt from whatever files exist.
 - `cures` (`dying/cures.py`): the same MLP and protocol at learning rates where ReLU dies
   and one where it does not, with each cure: `ReviveDeadUnits`, `clipnorm`, a warm-up
   and cosine decay schedule, RAI initialization, Leaky ReLU and PReLU swapped in.
+- `gradients` (`dying/gradients.py`): the same MLP and sweep for ReLU, Leaky ReLU and
+  PReLU with `GradientMonitor` every few batches: do the gradient norm and update
+  ratio flag the learning rates at which ReLU dies, and how early?
 
     python examples/dying_relu.py --quick --data-dir ../shared/datasets/cifar10-jpeg.tar.gz
     python examples/dying_relu.py --part born_dead --out examples/results/dying_relu
     python examples/dying_relu.py --part trained --data-dir ... --out examples/results/dying_relu
     python examples/dying_relu.py --part cures --data-dir ... --out examples/results/dying_relu
+    python examples/dying_relu.py --part gradients --data-dir ... --out examples/results/dying_relu
     python examples/dying_relu.py --report-only --out examples/results/dying_relu \\
         --markdown examples/DYING_RELU.md
 """
@@ -39,6 +43,7 @@ from cifar10.train import write_json_atomically  # noqa: E402
 from cifar10_compare import subset  # noqa: E402
 from dying import born_dead  # noqa: E402
 from dying import cures  # noqa: E402
+from dying import gradients  # noqa: E402
 from dying import report  # noqa: E402
 from dying import trained  # noqa: E402
 
@@ -66,6 +71,25 @@ FULL = {
         "probe_images": 1000,
         "learning_rates": [1e-3, 3e-3, 1e-2, 3e-2],
         "seeds": [0, 1, 2],
+    },
+    "gradients": {
+        "train_images": 10000,
+        "test_images": 5000,
+        "epochs": 4,
+        "batch_size": 128,
+        "optimizer": "adam",
+        "momentum": 0.9,
+        "probe_images": 1000,
+        "gradient_probe_images": 512,
+        "probes": "random rows",  # Not the first rows: the data is stored class by class.
+        "accuracy_images": 1000,
+        "every": 4,
+        "learning_rates": [1e-3, 3e-3, 1e-2, 3e-2],
+        "seeds": [0, 1],
+        # ReLU at a rate where it dies, with each remedy (`gradients.REMEDIES`).
+        "remedies": ["clipnorm", "schedule"],
+        "remedy_variant": "relu",
+        "remedy_learning_rate": 1e-2,
     },
 }
 FULL["cures"] = {
@@ -96,6 +120,14 @@ QUICK = {
         "learning_rates": [1e-3, 3e-2],
         "seeds": [0],
     },
+    "gradients": {
+        **FULL["gradients"],
+        "train_images": 2000,
+        "test_images": 1000,
+        "epochs": 2,
+        "learning_rates": [1e-3, 3e-2],
+        "seeds": [0],
+    },
 }
 QUICK["cures"] = {
     **QUICK["trained"],
@@ -106,7 +138,9 @@ QUICK["cures"] = {
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     names = ",".join(VARIANTS)
-    parser.add_argument("--part", choices=("born_dead", "trained", "cures", "all"), default="all")
+    parser.add_argument(
+        "--part", choices=("born_dead", "trained", "cures", "gradients", "all"), default="all"
+    )
     parser.add_argument("--variants", default=names, help=f"Default: {names}")
     parser.add_argument("--out", default="dying_relu_results", help="Results folder.")
     parser.add_argument(
@@ -133,6 +167,11 @@ def born_dead_path(out, variant, width, depth):
 
 def trained_path(out, variant, learning_rate, seed):
     return Path(out) / "trained" / f"{variant}_lr{learning_rate:g}_seed{seed}.json"
+
+
+def gradients_path(out, variant, learning_rate, seed, remedy=None):
+    name = f"{variant}_lr{learning_rate:g}_seed{seed}" + (f"_{remedy}" if remedy else "")
+    return Path(out) / "gradients" / f"{name}.json"
 
 
 def _existing(path, config):
@@ -268,6 +307,42 @@ def run_cures(config, out, data_dir, cache_dir):
                 )
 
 
+def run_gradients(variants, config, out, data_dir, cache_dir):
+    """The `gradients` part: the variants of `gradients.VARIANTS` among `variants`, then
+    the remedies."""
+    (x_train, y_train), (x_test, y_test) = data_lib.load(data_dir, cache_dir)
+    data = (
+        subset(x_train, y_train, config["train_images"]),
+        subset(x_test, y_test, config["test_images"]),
+    )
+    sweep = ("learning_rates", "seeds", "remedies", "remedy_variant", "remedy_learning_rate")
+    run_config = {k: v for k, v in config.items() if k not in sweep}
+    runs = []
+    for seed in config["seeds"]:  # Each seed's sweep, then its remedies.
+        runs += [
+            (variant, learning_rate, seed, None)
+            for learning_rate in config["learning_rates"]
+            for variant in variants
+            if variant in gradients.VARIANTS
+        ]
+        runs += [
+            (config["remedy_variant"], config["remedy_learning_rate"], seed, remedy)
+            for remedy in config.get("remedies", [])
+        ]
+    for variant, learning_rate, seed, remedy in runs:
+        path = gradients_path(out, variant, learning_rate, seed, remedy)
+        if _existing(path, run_config) is not None:
+            continue
+        result = gradients.gradient_run(variant, learning_rate, seed, data, run_config, remedy)
+        write_json_atomically(path, result)
+        print(
+            f"gradients: {path.stem}: test accuracy {result['test_accuracy']:.3f}, "
+            f"{len(result['gradient_warnings'])} gradient warnings, "
+            f"{result['train_seconds']:.0f} s",
+            flush=True,
+        )
+
+
 def main(argv=None):
     args = parse_args(argv)
     out = Path(args.out)
@@ -285,6 +360,8 @@ def main(argv=None):
                 run_cures(sizes["cures"], out, args.data_dir, args.cache_dir)
             elif args.part == "cures":
                 raise ValueError("the --config has no 'cures' sizes")
+        if not args.report_only and args.part == "gradients":  # Not part of "all".
+            run_gradients(variants, sizes["gradients"], out, args.data_dir, args.cache_dir)
     except (data_lib.DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -44,6 +44,9 @@ later with a wrong model:
    a probe has called it again), and the optimizer variables that belong to each model
    variable (Adam's moments, SGD's momentum: Keras keeps them in per-optimizer lists
    indexed by the optimizer's private variable index).
+9. `compute_loss`, for `diagnostics.GradientMonitor`: a model's compiled loss as
+   `train_step` computes it, through `Trainer._compute_loss`, which passes
+   `training` only to a `compute_loss` override that accepts it (added in Keras 3.3).
 """
 
 import contextlib
@@ -254,6 +257,17 @@ def fresh_optimizer_slots(optimizer, variables):
     fresh = type(optimizer).from_config(optimizer.get_config())
     fresh.build(list(variables))
     return optimizer_slots(fresh)
+def compute_loss(model, x, y, y_pred, sample_weight, training):
+    """`model.compute_loss(...)` as the backends' `train_step` calls it."""
+    return model._compute_loss(
+        x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+    )
+
+
+def _check_compute_loss():
+    trainer = _load_class("keras.src.trainers.trainer", "Trainer")
+    if not callable(getattr(trainer, "_compute_loss", None)):
+        _fail("Trainer._compute_loss is gone")
 
 
 def _check_model_introspection():
@@ -431,6 +445,7 @@ def install(functions_by_name, crelu_function, crelu_layer, initializers_by_name
     _register_initializer_names(initializers_by_name or {})
     _check_tensorflow_uniform()
     _check_model_introspection()
+    _check_compute_loss()
     _shape_classes = tuple(_load_class(*where) for where in _SHAPE_LAYERS)
     _fixed_width_classes = tuple(_load_class(*where) for where in _FIXED_WIDTH_LAYERS)
     for cls in _shape_classes:

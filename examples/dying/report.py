@@ -677,4 +677,12 @@ def _markdown(born, table, summary, plots, relative_to):
         lines += image("accuracy_vs_lr.png", "test accuracy against learning rate")
     else:
         lines += ["No results yet (`--part trained`).", ""]
+    lines += watching_the_gradients(plots, image)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def watching_the_gradients(plots, image):
+    """The "Watching the gradients" section and its plot, from `gradients/*.json`."""
+    from .gradients import report_section
+
+    return report_section(_load(plots.parent / "gradients"), plots, image)

@@ -4,6 +4,8 @@
   activation (`activation_stats`, `summarize`, `DeadUnitMonitor`).
 - `revive`: ReDo's recycling of dead units, once (`revive_dead_units`, which
   returns a `RevivalReport`) or during training (`ReviveDeadUnits`).
+- `gradients`: gradient norms and update ratios per layer during `fit`
+  (`GradientMonitor`, `GradientWarning`).
 """
 
 from keras_relu.diagnostics.dead_units import DeadUnitMonitor as DeadUnitMonitor
@@ -14,6 +16,8 @@ from keras_relu.diagnostics.dead_units import (
 from keras_relu.diagnostics.dead_units import activation_stats as activation_stats
 from keras_relu.diagnostics.dead_units import is_activation_layer as is_activation_layer
 from keras_relu.diagnostics.dead_units import summarize as summarize
+from keras_relu.diagnostics.gradients import GradientMonitor as GradientMonitor
+from keras_relu.diagnostics.gradients import GradientWarning as GradientWarning
 from keras_relu.diagnostics.revive import RevivalReport as RevivalReport
 from keras_relu.diagnostics.revive import ReviveDeadUnits as ReviveDeadUnits
 from keras_relu.diagnostics.revive import revive_dead_units as revive_dead_units
@@ -21,6 +25,8 @@ from keras_relu.diagnostics.revive import revive_dead_units as revive_dead_units
 __all__ = [
     "DeadUnitMonitor",
     "DeadUnitWarning",
+    "GradientMonitor",
+    "GradientWarning",
     "RevivalReport",
     "ReviveDeadUnits",
     "UnmeasuredActivationWarning",
