@@ -257,6 +257,8 @@ def fresh_optimizer_slots(optimizer, variables):
     fresh = type(optimizer).from_config(optimizer.get_config())
     fresh.build(list(variables))
     return optimizer_slots(fresh)
+
+
 def compute_loss(model, x, y, y_pred, sample_weight, training):
     """`model.compute_loss(...)` as the backends' `train_step` calls it."""
     return model._compute_loss(
