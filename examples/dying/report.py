@@ -161,6 +161,16 @@ def born_dead_markdown(table):
                     cells.append(_percent(r["born_dead"]))
             lines.append(f"| {depth} | " + " | ".join(cells) + " |")
         lines.append("")
+    crelu = [r for w in table for r in table[w].get("crelu", {}).values()]
+    if crelu:
+        constant = max(r["constant_at_init"] for r in crelu)
+        lines += [
+            "`crelu` (in a model of its own: it doubles each layer's width) counts as born dead "
+            "by the same rule, a layer whose inputs are all <= 0, but CReLU passes those "
+            "inputs on negated, so such a network is not constant: at most "
+            f"{_percent(constant)} of its networks are constant at initialization at any point.",
+            "",
+        ]
     return lines
 
 
