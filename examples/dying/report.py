@@ -232,7 +232,7 @@ def plot_initialization(table, path):
             ylim=(-0.03, 1.03),
         )
         axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="upper left")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
