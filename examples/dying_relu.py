@@ -47,7 +47,8 @@ from dying import gradients  # noqa: E402
 from dying import report  # noqa: E402
 from dying import trained  # noqa: E402
 
-VARIANTS = born_dead.VARIANTS
+VARIANTS = born_dead.VARIANTS  # The default set.
+ARMS = born_dead.ARMS  # Also accepted by --variants: ReLU with RAI (born_dead), crelu.
 FULL = {
     "born_dead": {
         "runs": 200,
@@ -155,9 +156,9 @@ def parse_args(argv=None):
     parser.add_argument("--report-only", action="store_true", help="Only rebuild the report.")
     parser.add_argument("--markdown", help="Also write the report below this file's preface.")
     args = parser.parse_args(argv)
-    unknown = set(args.variants.split(",")) - set(VARIANTS)
+    unknown = set(args.variants.split(",")) - set(ARMS)
     if unknown:
-        parser.error(f"unknown --variants {sorted(unknown)}; choose from {names}")
+        parser.error(f"unknown --variants {sorted(unknown)}; choose from {','.join(ARMS)}")
     return args
 
 
@@ -201,13 +202,18 @@ def run_born_dead(variants, config, out):
             if not missing:
                 continue
             print(f"born dead: width {width}, depth {depth}, {len(missing)} variants", flush=True)
-            results = born_dead.run_point(missing, width, depth, point, train=train)
+            alone = [v for v in missing if v in born_dead.ALONE]
+            together = [v for v in missing if v not in born_dead.ALONE]
+            results = {}
+            for group in [together] * bool(together) + [[v] for v in alone]:
+                results |= born_dead.run_point(group, width, depth, point, train=train)
             for variant, result in results.items():
                 payload = {"variant": variant, "width": width, "depth": depth, "config": point}
                 write_json_atomically(born_dead_path(out, variant, width, depth), payload | result)
 
 
 def run_trained(variants, config, out, data_dir, cache_dir):
+    variants = [v for v in variants if v not in born_dead.INITIALIZED_ARMS]
     (x_train, y_train), (x_test, y_test) = data_lib.load(data_dir, cache_dir)
     data = (
         subset(x_train, y_train, config["train_images"]),

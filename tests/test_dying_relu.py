@@ -175,3 +175,31 @@ def test_dead_unit_monitor_warns_when_a_negative_bias_killed_the_relus():
     leaky = trained.train_run("leaky_relu", 1e-3, 0, _synthetic_cifar(), config)
     assert leaky["dead_unit_warnings"] == [] and leaky["history"]["dead_fraction"][-1] == 0.0
     assert leaky["history"]["inactive_fraction"][-1] > trained.WARN_ABOVE
+
+
+def test_rai_kernels_per_network_and_the_paper_s_rows_with_bias():
+    kernels = born_dead.rai_kernels(runs=5, fan_in=6, units=3, seed=0)
+    assert kernels.shape == (5, 6, 3)
+    np.testing.assert_array_equal(kernels, born_dead.rai_kernels(5, 6, 3, seed=0))  # Seeded.
+    assert np.all(kernels.max(axis=1) > 0)  # Every network's unit has a positive weight.
+    rng = np.random.default_rng(0)
+    kernel, bias = born_dead.rai_row_weights(rng, runs=400, fan_in=3, units=2)
+    assert kernel.shape == (400, 3, 2) and bias.shape == (400, 2)
+    rows = np.concatenate([kernel.transpose(0, 2, 1), bias[..., None]], axis=-1)
+    # The positive entry may be the bias: about 1 in fan_in + 1 rows have it there.
+    bias_is_largest = np.argmax(rows, axis=-1) == 3
+    assert 0.15 < bias_is_largest.mean() < 0.4
+
+
+def test_rai_arms_are_born_dead_less_than_he_and_crelu_runs_alone():
+    config = {"runs": 300, "points": 16, "steps": 10, "learning_rate": 1e-2, "seed": 3}
+    result = born_dead.run_point(("relu", "relu_rai", "relu_rai_row"), 2, 8, config, train=False)
+    assert result["relu_rai"]["born_dead"] < result["relu"]["born_dead"] / 2
+    assert result["relu_rai_row"]["born_dead"] < result["relu"]["born_dead"] / 2
+    # The He arm is the plain variant's own draw: unchanged by the RAI arms beside it.
+    alone = born_dead.run_point(("relu",), 2, 8, config, train=False)
+    assert alone["relu"]["born_dead"] == result["relu"]["born_dead"]
+    crelu = born_dead.run_point(("crelu",), 2, 4, {**config, "runs": 8}, train=True)
+    assert crelu["crelu"]["constant_at_init"] == 0.0  # CReLU keeps both signs.
+    with pytest.raises(ValueError, match="alone"):
+        born_dead.run_point(("relu", "crelu"), 2, 4, config, train=False)

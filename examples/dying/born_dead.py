@@ -11,6 +11,11 @@ of `VARIANTS` side by side: the kernel of each layer is `(networks, in, out)` an
 loss is the sum of the networks' mean squared errors, so each network gets its own
 gradient and Adam (elementwise) updates each on its own. Run r starts every variant
 from the same weights (He normal, zero biases), so variants are compared pairwise.
+The arms of `INITIALIZED_ARMS` are ReLU networks started otherwise: `relu_rai` with
+`keras_relu.initializers.RandomizedAsymmetric` (the package's: the positive entry among
+a unit's weights, zero biases), `relu_rai_row` with the paper's own row-with-bias RAI
+(the positive entry among weights and bias, the bias drawn with them). `crelu` doubles
+each layer's width, so it cannot share a vectorized model with the others: it runs alone.
 
 ```
 x in [-sqrt(3), sqrt(3)] (a grid) -> depth x [Dense(width) -> activation] -> Dense(1)
@@ -30,8 +35,13 @@ import numpy as np
 from keras import ops
 
 import keras_relu
+from keras_relu.initializers import RandomizedAsymmetric
 
 VARIANTS = ("relu", "leaky_relu", "prelu", "rrelu", "elu", "selu", "relu6", "gelu", "swish")
+# Arms that differ from ReLU by their initialization: name -> (activation, initialization).
+INITIALIZED_ARMS = {"relu_rai": ("relu", "rai"), "relu_rai_row": ("relu", "rai_row")}
+ALONE = ("crelu",)  # Doubles the width: a model of its own.
+ARMS = (*VARIANTS, *INITIALIZED_ARMS, *ALONE)
 COLLAPSE_STD_RATIO = 0.01  # Output std over the grid below this share of |x|'s: constant.
 
 
@@ -66,9 +76,10 @@ class PerVariantActivation(keras.layers.Layer):
     def __init__(self, variants, runs, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.runs = runs
+        names = [activation_of(name) for name in variants]
         self.activations = [
             keras_relu.get(name, seed=seed) if name == "rrelu" else keras_relu.get(name)
-            for name in variants
+            for name in names
         ]
 
     def call(self, inputs):
@@ -76,11 +87,44 @@ class PerVariantActivation(keras.layers.Layer):
         slices = []
         for index, activation in enumerate(self.activations):
             part = inputs[:, index * self.runs : (index + 1) * self.runs, :]
+            if isinstance(activation, keras_relu.CReLU):  # Per unit, no weights: `(.., 2 units)`.
+                slices.append(activation(part))
+                continue
             part = ops.reshape(
                 activation(ops.reshape(part, (-1, self.runs * units))), ops.shape(part)
             )
             slices.append(part)
         return ops.concatenate(slices, axis=1)
+
+
+def activation_of(arm):
+    """The registry name of the activation an arm uses."""
+    return INITIALIZED_ARMS.get(arm, (arm, None))[0]
+
+
+def rai_kernels(runs, fan_in, units, seed):
+    """`runs` kernels `(runs, fan_in, units)` from `RandomizedAsymmetric`, one per network.
+
+    One draw of shape `(fan_in, runs * units)` is RAI per network: each column (a unit
+    of one network) gets its positive entry among its own `fan_in` weights.
+    """
+    kernel = ops.convert_to_numpy(RandomizedAsymmetric(seed=seed)((fan_in, runs * units)))
+    return kernel.reshape(fan_in, runs, units).transpose(1, 0, 2)
+
+
+def rai_row_weights(rng, runs, fan_in, units):
+    """The paper's RAI: per unit, weights and bias one row of `fan_in + 1` entries drawn
+    N(0, 0.6007^2 / fan_in), one of them (the bias possibly) replaced by a Beta(2, 1) draw.
+
+    Returns:
+        `(kernels (runs, fan_in, units), biases (runs, units))`.
+    """
+    rows = rng.normal(0, 0.6007 / math.sqrt(fan_in), (runs, units, fan_in + 1))
+    positions = rng.integers(0, fan_in + 1, (runs, units))
+    rows[np.arange(runs)[:, None], np.arange(units)[None, :], positions] = rng.beta(
+        2, 1, (runs, units)
+    )
+    return rows[..., :-1].transpose(0, 2, 1), rows[..., -1]
 
 
 def summed_squared_error(y_true, y_pred):
@@ -96,6 +140,8 @@ def grid(points):
 
 def build(variants, runs, width, depth, seed):
     """The vectorized model and a probe returning every hidden layer's pre-activation."""
+    if any(name in ALONE for name in variants) and len(variants) > 1:
+        raise ValueError(f"{ALONE} change the width: run them alone. Received: {variants}")
     keras.utils.set_random_seed(seed)
     networks = len(variants) * runs
     inputs = keras.Input((1,))
@@ -107,13 +153,29 @@ def build(variants, runs, width, depth, seed):
         x = PerVariantActivation(variants, runs, seed=seed, name=f"act{index + 1}")(x)
     outputs = ops.squeeze(ParallelDense(networks, 1, name="out")(x), -1)
     model = keras.Model(inputs, outputs)
-    # He normal (plain, untruncated, as in the paper), the same draw for every variant.
+    # He normal (plain, untruncated, as in the paper), the same draw for every variant;
+    # the initialized arms their own (RAI), per network.
     rng = np.random.default_rng(seed)
-    for layer in model.layers:
+    for layer_index, layer in enumerate(model.layers):
         if isinstance(layer, ParallelDense):
             fan_in, units = layer.kernel.shape[1:]
-            draw = rng.normal(0, math.sqrt(2 / fan_in), (runs, fan_in, units))
-            layer.kernel.assign(np.tile(draw, (len(variants), 1, 1)).astype("float32"))
+            he = rng.normal(0, math.sqrt(2 / fan_in), (runs, fan_in, units))
+            kernels, biases = [], []
+            for arm_index, arm in enumerate(variants):
+                initialization = INITIALIZED_ARMS.get(arm, (arm, "he_normal"))[1]
+                bias = np.zeros((runs, units))
+                if initialization == "he_normal":
+                    kernel = he
+                elif initialization == "rai":
+                    draw_seed = (seed * 131 + layer_index * 17 + arm_index) % 2**31
+                    kernel = rai_kernels(runs, fan_in, units, draw_seed)
+                else:
+                    own = np.random.default_rng([seed, layer_index, arm_index])
+                    kernel, bias = rai_row_weights(own, runs, fan_in, units)
+                kernels.append(kernel)
+                biases.append(bias)
+            layer.kernel.assign(np.concatenate(kernels).astype("float32"))
+            layer.bias.assign(np.concatenate(biases).astype("float32"))
     probe = keras.Model(inputs, [*pre_activations, outputs])
     return model, probe
 
@@ -165,7 +227,7 @@ def run_point(variants, width, depth, config, train=True, verbose=0):
     """Measures (and trains) `config["runs"]` networks per variant at one (width, depth).
 
     Args:
-        variants: Names from `VARIANTS`.
+        variants: Names from `ARMS` (one of `ALONE` alone).
         width, depth: Units per hidden layer, hidden layers.
         config: `{"runs", "points", "steps", "learning_rate", "seed"}`.
         train: Also train them and measure the collapse. Default: True.

@@ -5,6 +5,7 @@ exists: a partial run gives a partial report) and writes:
 
 - `report.md` (and, with `markdown_path`, that file below its hand-written preface);
 - `plots/collapse_vs_depth.png`, `plots/born_dead_vs_depth.png`,
+  `plots/initialization_vs_depth.png` (He normal against RAI, ReLU),
   `plots/dead_vs_epoch.png`, `plots/inactive_vs_epoch.png`,
   `plots/final_dead_vs_lr.png`, `plots/final_inactive_vs_lr.png`, `plots/accuracy_vs_lr.png`;
 - `resistance.json`: how each variant fared in the trained-to-death part, for tables
@@ -40,7 +41,11 @@ from cifar10.train import write_json_atomically  # noqa: E402
 from cifar10.train import write_text_atomically  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from .born_dead import ALONE  # noqa: E402
+from .born_dead import INITIALIZED_ARMS  # noqa: E402
 from .born_dead import VARIANTS  # noqa: E402
+
+ORDER = (*VARIANTS, *ALONE)  # The variants' tables and plots; the RAI arms have their own.
 
 PREFACE_END = "<!-- Generated below by `dying_relu.py --report-only`; edit above. -->"
 DIES_ABOVE = 0.2  # Final overall dead fraction that counts as "dies" (the articles' 20%).
@@ -53,13 +58,13 @@ def _load(folder):
 
 
 def _order(names):
-    return [v for v in VARIANTS if v in names]
+    return [v for v in ORDER if v in names]
 
 
 def _style(variant):
     """A distinct marker and line per variant: ReLU and ReLU6 often coincide."""
-    index = VARIANTS.index(variant)
-    return {"marker": "os^vDxP*h"[index], "linestyle": "-" if index % 2 == 0 else "--", "ms": 5}
+    index = ORDER.index(variant)
+    return {"marker": "os^vDxP*h<"[index], "linestyle": "-" if index % 2 == 0 else "--", "ms": 5}
 
 
 def _percent(value):
@@ -157,7 +162,114 @@ def born_dead_markdown(table):
                     cells.append(_percent(r["born_dead"]))
             lines.append(f"| {depth} | " + " | ".join(cells) + " |")
         lines.append("")
+    crelu = [r for w in table for r in table[w].get("crelu", {}).values()]
+    if crelu:
+        constant = max(r["constant_at_init"] for r in crelu)
+        lines += [
+            "`crelu` (in a model of its own: it doubles each layer's width) counts as born dead "
+            "by the same rule, a layer whose inputs are all <= 0, but CReLU passes those "
+            "inputs on negated, so such a network is not constant: at most "
+            f"{_percent(constant)} of its networks are constant at initialization at any point.",
+            "",
+        ]
     return lines
+
+
+# Born dead: He normal against RAI --------------------------------------------------
+
+# ReLU's arms by initialization, as the section names them.
+INITIALIZATION_ARMS = {
+    "relu": "He normal",
+    "relu_rai": "RAI, keras_relu (kernel only, zero bias)",
+    "relu_rai_row": "RAI, paper's row with bias",
+}
+# What Lu et al. report, as far as it could be checked (docs/dying-relu/initialization.md).
+PAPER_NOTE = (
+    "Lu et al. (arXiv 1903.06733) train width-2 networks of depth 10 on 1-D targets and "
+    "report the share of 1,000 runs that collapse: He 91.9% against RAI 29.2% and 93.8% "
+    "against 32.6% on their two 1-D functions, 76.8% against 9.6% on a multi-dimensional "
+    "one. These numbers come from a third-party summary of the paper: the paper's own "
+    "tables and figures could not be read here (only its abstract and front page were "
+    "reachable), so they are quoted for comparison, not verified."
+)
+
+
+def _has_initialization_arms(table):
+    return any(arm in table[w] for w in table for arm in INITIALIZED_ARMS)
+
+
+def plot_initialization(table, path):
+    """Per width: born dead (solid) and collapsed after training (dotted) against depth."""
+    widths = sorted(table)
+    figure, axes = plt.subplots(1, len(widths), figsize=(5 * len(widths), 4), squeeze=False)
+    for axis, width in zip(axes[0], widths, strict=True):
+        for color, (arm, label) in zip(
+            "C0 C1 C2".split(), INITIALIZATION_ARMS.items(), strict=True
+        ):
+            points = table[width].get(arm, {})
+            depths = sorted(points)
+            axis.plot(
+                depths,
+                [points[d]["born_dead"] for d in depths],
+                "o-",
+                color=color,
+                label=f"{label}: born dead",
+                ms=4,
+            )
+            trained = [d for d in depths if "collapsed" in points[d]]
+            if trained:
+                axis.plot(
+                    trained,
+                    [points[d]["collapsed"] for d in trained],
+                    "s:",
+                    color=color,
+                    label=f"{label}: collapsed",
+                    ms=4,
+                )
+        axis.set(
+            title=f"ReLU, width {width}",
+            xlabel="depth (hidden layers)",
+            ylabel="share of networks",
+            ylim=(-0.03, 1.03),
+        )
+        axis.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def initialization_markdown(table):
+    """He normal against RAI for ReLU: born dead / collapsed per width and depth."""
+    lines = [
+        "Columns: ReLU initialized with "
+        + "; ".join(f"`{arm}` = {label}" for arm, label in INITIALIZATION_ARMS.items())
+        + ". Cells: share born dead (every input of some layer <= 0 on the grid) / "
+        "share collapsed to a constant after training, where trained.",
+        "",
+    ]
+    for width in sorted(table):
+        arms = [a for a in INITIALIZATION_ARMS if a in table[width]]
+        depths = sorted({d for a in arms for d in table[width][a]})
+        lines += [
+            f"**Width {width}**",
+            "",
+            "| depth | " + " | ".join(arms) + " |",
+            "|---" * (len(arms) + 1) + "|",
+        ]
+        for depth in depths:
+            cells = []
+            for arm in arms:
+                r = table[width][arm].get(depth)
+                if r is None:
+                    cells.append("")
+                elif "collapsed" in r:
+                    cells.append(f"{_percent(r['born_dead'])} / {_percent(r['collapsed'])}")
+                else:
+                    cells.append(_percent(r["born_dead"]))
+            lines.append(f"| {depth} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines + [PAPER_NOTE, ""]
 
 
 # Trained to death ------------------------------------------------------------------
@@ -604,6 +716,9 @@ def write_report(out_dir, markdown_path=None):
         written.append(plots / "born_dead_vs_depth.png")
         if plot_collapse(born, plots / "collapse_vs_depth.png"):
             written.append(plots / "collapse_vs_depth.png")
+        if _has_initialization_arms(born):
+            plot_initialization(born, plots / "initialization_vs_depth.png")
+            written.append(plots / "initialization_vs_depth.png")
     table = trained_table(_load(out_dir / "trained"))
     summary = resistance(table) if table else {}
     if table:
@@ -666,6 +781,10 @@ def _markdown(born, table, summary, plots, relative_to):
         lines += image("collapse_vs_depth.png", "share collapsed after training against depth")
     else:
         lines += ["No results yet (`--part born_dead`).", ""]
+    if born and _has_initialization_arms(born):
+        lines += ["## Born dead: He normal against the randomized asymmetric initialization", ""]
+        lines += initialization_markdown(born)
+        lines += image("initialization_vs_depth.png", "ReLU born dead and collapsed: He vs RAI")
     lines += ["## Trained to death: an MLP on CIFAR-10, learning rates up to too high", ""]
     if table:
         lines += trained_markdown(table, summary)
