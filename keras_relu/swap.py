@@ -165,16 +165,25 @@ _RECURRENT_WHY = (
 )
 
 
+_WRAPPED_WHY = (
+    "Only the inline activation of a Dense, EinsumDense or convolution layer can be moved "
+    "out of a TimeDistributed wrapper (an activation layer inside one is replaced whole): "
+    "build the wrapped layer with the activation you want."
+)
+
+
 class _Swapper:
     """One swap: clones of every layer (shared layers stay shared), the new activation
     layers, and the (original, clone) pairs whose weights are copied at the end."""
 
-    def __init__(self, old, new, kwargs, taken_names):
+    def __init__(self, old, new, kwargs, taken_names, output_layers):
         self.old, self.new, self.kwargs = old, new, kwargs
         self.taken_names = taken_names
+        self.output_layers = output_layers  # ids of the layers that name a model's outputs
         self.clones = {}  # id(original layer) -> its clone
         self.pairs = []  # (original, clone, where): layers rebuilt from their config
         self.followers = {}  # id(clone) -> the activation layer called on its output
+        self.unwrapped = set()  # ids of the new layers that replace a wrapper whole
         self.added = []  # the new activation layers
         self.replaced = []  # the activation layers they replace (a PReLU's alpha goes with it)
         self.found = collections.Counter()  # every activation seen, for the no-match error
@@ -213,6 +222,8 @@ class _Swapper:
         if self._seen(layer_function_name(layer)) in self.old:
             self.replaced.append(layer)
             return self._activation_layer(layer, layer.name)
+        if isinstance(layer, keras.layers.TimeDistributed):
+            return self._time_distributed(layer, where)
         for attribute in _ACTIVATION_ATTRIBUTES:
             function = getattr(layer, attribute, None)
             inline = self._seen(function_name(function), function)
@@ -225,12 +236,43 @@ class _Swapper:
                     f"{type(layer).__name__} applies {inline!r} as its `{attribute}`",
                     _RECURRENT_WHY if recurrent else _NESTED_WHY,
                 )
-            clone = self._from_config(layer, where, activation="linear")
-            follower = self._activation_layer(layer, self._free_name(f"{layer.name}_{self.new}"))
-            self.followers[id(clone)] = follower
-            return clone
+            return self._followed(layer, where, {"activation": "linear"})
         self._refuse_inside(layer, where)
         return self._from_config(layer, where)
+
+    def _followed(self, place, where, linear):
+        """`place` rebuilt with the config changes `linear` (which make it linear),
+        followed by the new activation layer, named `<place>_<new>`, except after a layer
+        that names a model's output: Keras names outputs after the layers producing them
+        (on loading too), so there the new layer takes the name and the linear one
+        becomes `<place>_linear`."""
+        if id(place) in self.output_layers:
+            linear["name"] = self._free_name(f"{place.name}_linear")
+            follower_name = place.name
+        else:
+            follower_name = self._free_name(f"{place.name}_{self.new}")
+        clone = self._from_config(place, where, linear)
+        self.followers[id(clone)] = self._activation_layer(place, follower_name)
+        return clone
+
+    def _time_distributed(self, wrapper, where):
+        """TimeDistributed applies its layer to every step alone; an elementwise function
+        (or the last axis's softmax) after it is the same at every step, so it can follow
+        the wrapper: the inner layer is made linear, and its channels stay the last axis."""
+        inner, inside = wrapper.layer, f" inside {type(wrapper).__name__}"
+        if self._seen(layer_function_name(inner), inside=inside) in self.old:
+            self.replaced.append(wrapper)
+            replacement = self._activation_layer(wrapper, wrapper.name)
+            self.unwrapped.add(id(replacement))
+            return replacement
+        function = getattr(inner, "activation", None)
+        inline = self._seen(function_name(function), function, inside)
+        if inline in self.old and isinstance(inner, _INLINE_ACTIVATION_LAYERS):
+            inner_config = keras.saving.serialize_keras_object(inner)
+            inner_config["config"]["activation"] = "linear"
+            return self._followed(wrapper, where, {"layer": inner_config})
+        self._refuse_inside(wrapper, where, counted=(inner,))
+        return self._from_config(wrapper, where)
 
     def _seen(self, name, function=None, inside=""):
         """Counts what was found, for the error when nothing matches; returns `name`."""
@@ -240,24 +282,27 @@ class _Swapper:
             self.found[f"{name}{inside}"] += 1
         return name
 
-    def _refuse_inside(self, layer, where):
+    def _refuse_inside(self, layer, where, counted=()):
+        """Refuses `layer` if one of its inner layers computes `old`; `counted`: inner
+        layers already seen (they are checked, not counted again)."""
+        inside = f" inside {type(layer).__name__}"
         for inner in _keras_integration.sublayers(layer):
-            inside = f" inside {type(layer).__name__}"
-            names = [self._seen(layer_function_name(inner), inside=inside)]
+            seen = self._seen if inner not in counted else lambda name, *_: name
+            names = [seen(layer_function_name(inner), None, inside)]
             for attribute in _ACTIVATION_ATTRIBUTES:
                 function = getattr(inner, attribute, None)
-                names.append(self._seen(function_name(function), function, inside))
+                names.append(seen(function_name(function), function, inside))
             for name in names:
                 if name in self.old:
                     raise _refusal(
                         where,
                         f"{type(layer).__name__} computes {name!r} in its inner layer "
                         f"{inner.name!r} ({type(inner).__name__})",
-                        _NESTED_WHY,
+                        _inner_why(layer, inner),
                     )
 
-    def _from_config(self, layer, where, **changes):
-        config = {**layer.get_config(), **changes}
+    def _from_config(self, layer, where, changes=None):
+        config = {**layer.get_config(), **(changes or {})}
         try:
             clone = type(layer).from_config(config)
         except Exception as error:
@@ -271,11 +316,11 @@ class _Swapper:
         return clone
 
     def _activation_layer(self, place, name):
-        """A new layer for `place`, with its dtype policy and trainable flag (a keras.ops
-        call in the graph has neither)."""
+        """A new layer for `place`, with its compute dtype policy and trainable flag (a
+        keras.ops call in the graph has neither)."""
         settings = {}
         if isinstance(place, keras.layers.Layer):
-            settings = {"dtype": place.dtype_policy, "trainable": place.trainable}
+            settings = {"dtype": _compute_policy(place), "trainable": place.trainable}
         layer = registry.get(self.new, **{**settings, **self.kwargs}, name=name)
         self.added.append(layer)
         return layer
@@ -288,6 +333,9 @@ class _Swapper:
         return candidate
 
     def _call(self, layer, *args, **kwargs):
+        if id(layer) in self.unwrapped:
+            # The wrapper's call took `mask`; the activation layer gets it the Keras way.
+            kwargs.pop("mask", None)
         outputs = layer(*args, **kwargs)
         follower = self.followers.get(id(layer))
         return outputs if follower is None else follower(outputs)
@@ -335,6 +383,37 @@ class _Swapper:
                 f"copied {missing}, new weights with no original {unexpected}, weights shared "
                 f"with the original {shared}."
             )
+
+
+def _inner_why(layer, inner):
+    if isinstance(inner, keras.layers.RNN) or hasattr(inner, "state_size"):  # Or a cell.
+        return _RECURRENT_WHY
+    if isinstance(layer, keras.layers.TimeDistributed):
+        return _WRAPPED_WHY
+    return _NESTED_WHY
+
+
+def _compute_policy(place):
+    """The dtype policy a new activation layer takes from `place`: a quantized policy
+    (`model.quantize("int8")` gives a Dense "int8_from_float32") is the quantized layer's
+    own business; an activation after it computes in the float policy it came from."""
+    policy = place.dtype_policy
+    if isinstance(policy, keras.dtype_policies.QuantizedDTypePolicy):
+        return keras.DTypePolicy(policy.get_config()["source_name"])
+    return policy
+
+
+def _output_layers(model):
+    """ids of the layers (in `model` and its nested Functional models) whose names are
+    the models' output names."""
+    found = set()
+    if _keras_integration.is_functional(model):
+        names = set(model.output_names)
+        found = {id(layer) for layer in model.layers if layer.name in names}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and _is_graph_model(layer):
+            found |= _output_layers(layer)
+    return found
 
 
 def _graph_op_name(operation):
@@ -418,7 +497,9 @@ def swap_activations(model, old, new, **kwargs):
             "to rebuild. Build it with the functional API or keras.Sequential, or pass "
             "the activation to its constructor."
         )
-    swapper = _Swapper(old_names, registry.variant(new).name, kwargs, _layer_names(model))
+    swapper = _Swapper(
+        old_names, registry.variant(new).name, kwargs, _layer_names(model), _output_layers(model)
+    )
     swapped = swapper.model(model, model.name)
     if not swapper.added:
         seen = ", ".join(f"{name} ({count})" for name, count in sorted(swapper.found.items()))
