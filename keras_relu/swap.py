@@ -359,7 +359,7 @@ class _Swapper:
         """Copies every weight by value; fails if one is left out or shared."""
         copied, targets = set(), set()
         for layer, clone, where in self.pairs:
-            sources, destinations = layer.weights, clone.weights
+            sources, destinations = _in_order_of(layer.weights, clone.weights)
             shapes = [tuple(w.shape) for w in sources]
             if shapes != [tuple(w.shape) for w in destinations]:
                 raise ValueError(
@@ -383,6 +383,23 @@ class _Swapper:
                 f"copied {missing}, new weights with no original {unexpected}, weights shared "
                 f"with the original {shared}."
             )
+
+
+def _in_order_of(sources, destinations):
+    """`sources` and `destinations`, the latter in the order of the former's names where
+    the names tell them apart: a layer rebuilt from its config may create its variables
+    in another order than the original did (a float8-quantized Dense, quantized in place,
+    made its kernel first). Else (repeated names, as in a block of Dense layers) in the
+    order the layers track them, which the same config reproduces."""
+    names = [w.name for w in sources]
+    by_name = {w.name: w for w in destinations}
+    if (
+        len(set(names)) != len(names)
+        or set(names) != set(by_name)
+        or len(by_name) != len(destinations)
+    ):
+        return sources, destinations
+    return sources, [by_name[name] for name in names]
 
 
 def _inner_why(layer, inner):
