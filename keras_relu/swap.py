@@ -6,6 +6,21 @@ do), replaces every place that computes one of the `old` functions with a new
 layer from `keras_relu.get`, and copies every weight of the original into the
 copy. Places it cannot swap so that the swap survives saving fail with a
 `ValueError` naming them.
+
+Names. A replaced activation layer's new layer takes its name. An inline
+activation (`Dense(..., activation="relu")`) becomes a new layer after the
+now-linear layer, named `<layer>_<new>`, so that the layer that holds the
+weights keeps its name and its weights' paths. One exception: where that layer
+produces one of a Functional model's outputs (nested ones included; a
+Sequential model has no output names), the new layer takes its name and the
+linear layer becomes `<layer>_linear`. Keras names a Functional model's outputs after
+the layers producing them (`output_names`, recomputed from layer names when a
+saved model is loaded), and a loss dict, targets keyed by output name and
+serving signatures depend on them; layer names must be unique, so keeping the
+output's name means moving the name to the layer that now produces the output.
+Weights are copied pair by pair (original layer, its copy), never by layer name, so
+the renaming costs nothing there; what changes is `get_layer(<name>)`, which
+now returns the activation layer, and the linear layer's weight paths.
 """
 
 import collections
@@ -463,16 +478,26 @@ def swap_activations(model, old, new, **kwargs):
     Every place that computes one of the `old` functions gets its own new layer,
     `keras_relu.get(new, **kwargs)`: a `keras.layers.Activation` with that function,
     Keras's and this package's activation layers (`keras.layers.ReLU()` is "relu",
-    `keras.layers.ReLU(6.0)` is "relu6", `LeakyReLU`, `ELU`, ...), and the
+    `keras.layers.ReLU(6.0)` is "relu6", `LeakyReLU`, `ELU`, ...), the
     `activation=` of Dense, EinsumDense and convolution layers (rebuilt linear and
-    followed by the new layer). Other activations stay as they are. Nested
-    Functional and Sequential models are entered; shared layers stay shared.
+    followed by the new layer), and the same inside `keras.layers.TimeDistributed`
+    (the wrapped layer is rebuilt linear and the new layer follows the wrapper, so
+    a PReLU's slopes are per channel of the same last axis; a wrapped activation
+    layer is replaced with its wrapper). Other activations stay as they are.
+    Nested Functional and Sequential models are entered; shared layers stay shared.
 
     The copy shares no variable with `model`, which is left unchanged; every weight
     of `model` is copied into it by value, except those of replaced activation
     layers (a replaced PReLU's alpha goes with the function it belonged to).
-    Swapped places keep their names (a Dense's new activation is named
-    `<dense name>_<new>`), dtype policy and `trainable` flag. Like
+    Quantized layers (`model.quantize(...)`) stay quantized, their quantized weights
+    copied as they are.
+
+    Swapped places keep their names, dtype policy and `trainable` flag: a Dense's
+    new activation is named `<dense name>_<new>`, and takes the Dense's compute
+    policy (the float policy a quantized Dense was quantized from, never the
+    quantization policy). The model's output names are kept: where a Dense with
+    an inline activation produces an output, the new layer takes the Dense's name
+    and the Dense becomes `<dense name>_linear` (see the module docstring). Like
     `keras.models.clone_model`, a compiled model's copy is compiled from its
     compile config (with a fresh optimizer).
 
@@ -496,8 +521,10 @@ def swap_activations(model, old, new, **kwargs):
         ValueError: Bad arguments (before any work); a subclassed model (no graph
             to rebuild); nothing in `model` computes `old`; a match that cannot be
             swapped so that it survives saving (inside a subclassed layer, a
-            recurrent activation), named with its path in the model; a layer that
-            cannot be rebuilt from its own config.
+            recurrent activation, also under `Bidirectional`; inside a
+            TimeDistributed whose wrapped layer is not a Dense, EinsumDense,
+            convolution or activation layer), named with its path in the model and
+            the reason; a layer that cannot be rebuilt from its own config.
 
     Example:
     >>> model = keras.applications.ResNet50(weights=None)
