@@ -354,6 +354,11 @@ class SELU(_ActivationLayer):
     def call(self, inputs):
         return activations.selu(inputs)
 
+    def get_config(self):
+        # Explicit, as every layer here: Keras's automatic config fails on a DTypePolicy
+        # object (what a swap or a mixed-precision model passes as `dtype`).
+        return super().get_config()
+
 
 @_register
 class ReLU6(_ActivationLayer):
@@ -379,6 +384,11 @@ class ReLU6(_ActivationLayer):
 
     def call(self, inputs):
         return activations.relu6(inputs)
+
+    def get_config(self):
+        # Explicit, as every layer here: Keras's automatic config fails on a DTypePolicy
+        # object (what a swap or a mixed-precision model passes as `dtype`).
+        return super().get_config()
 
 
 @_register

@@ -6,6 +6,21 @@ do), replaces every place that computes one of the `old` functions with a new
 layer from `keras_relu.get`, and copies every weight of the original into the
 copy. Places it cannot swap so that the swap survives saving fail with a
 `ValueError` naming them.
+
+Names. A replaced activation layer's new layer takes its name. An inline
+activation (`Dense(..., activation="relu")`) becomes a new layer after the
+now-linear layer, named `<layer>_<new>`, so that the layer that holds the
+weights keeps its name and its weights' paths. One exception: where that layer
+produces one of a Functional model's outputs (nested ones included; a
+Sequential model has no output names), the new layer takes its name and the
+linear layer becomes `<layer>_linear`. Keras names a Functional model's outputs after
+the layers producing them (`output_names`, recomputed from layer names when a
+saved model is loaded), and a loss dict, targets keyed by output name and
+serving signatures depend on them; layer names must be unique, so keeping the
+output's name means moving the name to the layer that now produces the output.
+Weights are copied pair by pair (original layer, its copy), never by layer name, so
+the renaming costs nothing there; what changes is `get_layer(<name>)`, which
+now returns the activation layer, and the linear layer's weight paths.
 """
 
 import collections
@@ -139,16 +154,25 @@ _RECURRENT_WHY = (
 )
 
 
+_WRAPPED_WHY = (
+    "Only the inline activation of a Dense, EinsumDense or convolution layer can be moved "
+    "out of a TimeDistributed wrapper (an activation layer inside one is replaced whole): "
+    "build the wrapped layer with the activation you want."
+)
+
+
 class _Swapper:
     """One swap: clones of every layer (shared layers stay shared), the new activation
     layers, and the (original, clone) pairs whose weights are copied at the end."""
 
-    def __init__(self, old, new, kwargs, taken_names):
+    def __init__(self, old, new, kwargs, taken_names, output_layers):
         self.old, self.new, self.kwargs = old, new, kwargs
         self.taken_names = taken_names
+        self.output_layers = output_layers  # ids of the layers that name a model's outputs
         self.clones = {}  # id(original layer) -> its clone
         self.pairs = []  # (original, clone, where): layers rebuilt from their config
         self.followers = {}  # id(clone) -> the activation layer called on its output
+        self.unwrapped = set()  # ids of the new layers that replace a wrapper whole
         self.added = []  # the new activation layers
         self.replaced = []  # the activation layers they replace (a PReLU's alpha goes with it)
         self.found = collections.Counter()  # every activation seen, for the no-match error
@@ -187,6 +211,8 @@ class _Swapper:
         if self._seen(layer_function_name(layer)) in self.old:
             self.replaced.append(layer)
             return self._activation_layer(layer, layer.name)
+        if isinstance(layer, keras.layers.TimeDistributed):
+            return self._time_distributed(layer, where)
         for attribute in _ACTIVATION_ATTRIBUTES:
             function = getattr(layer, attribute, None)
             inline = self._seen(function_name(function), function)
@@ -199,12 +225,43 @@ class _Swapper:
                     f"{type(layer).__name__} applies {inline!r} as its `{attribute}`",
                     _RECURRENT_WHY if recurrent else _NESTED_WHY,
                 )
-            clone = self._from_config(layer, where, activation="linear")
-            follower = self._activation_layer(layer, self._free_name(f"{layer.name}_{self.new}"))
-            self.followers[id(clone)] = follower
-            return clone
+            return self._followed(layer, where, {"activation": "linear"})
         self._refuse_inside(layer, where)
         return self._from_config(layer, where)
+
+    def _followed(self, place, where, linear):
+        """`place` rebuilt with the config changes `linear` (which make it linear),
+        followed by the new activation layer, named `<place>_<new>`, except after a layer
+        that names a model's output: Keras names outputs after the layers producing them
+        (on loading too), so there the new layer takes the name and the linear one
+        becomes `<place>_linear`."""
+        if id(place) in self.output_layers:
+            linear["name"] = self._free_name(f"{place.name}_linear")
+            follower_name = place.name
+        else:
+            follower_name = self._free_name(f"{place.name}_{self.new}")
+        clone = self._from_config(place, where, linear)
+        self.followers[id(clone)] = self._activation_layer(place, follower_name)
+        return clone
+
+    def _time_distributed(self, wrapper, where):
+        """TimeDistributed applies its layer to every step alone; an elementwise function
+        (or the last axis's softmax) after it is the same at every step, so it can follow
+        the wrapper: the inner layer is made linear, and its channels stay the last axis."""
+        inner, inside = wrapper.layer, f" inside {type(wrapper).__name__}"
+        if self._seen(layer_function_name(inner), inside=inside) in self.old:
+            self.replaced.append(wrapper)
+            replacement = self._activation_layer(wrapper, wrapper.name)
+            self.unwrapped.add(id(replacement))
+            return replacement
+        function = getattr(inner, "activation", None)
+        inline = self._seen(function_name(function), function, inside)
+        if inline in self.old and isinstance(inner, _INLINE_ACTIVATION_LAYERS):
+            inner_config = keras.saving.serialize_keras_object(inner)
+            inner_config["config"]["activation"] = "linear"
+            return self._followed(wrapper, where, {"layer": inner_config})
+        self._refuse_inside(wrapper, where, counted=(inner,))
+        return self._from_config(wrapper, where)
 
     def _seen(self, name, function=None, inside=""):
         """Counts what was found, for the error when nothing matches; returns `name`."""
@@ -214,24 +271,27 @@ class _Swapper:
             self.found[f"{name}{inside}"] += 1
         return name
 
-    def _refuse_inside(self, layer, where):
+    def _refuse_inside(self, layer, where, counted=()):
+        """Refuses `layer` if one of its inner layers computes `old`; `counted`: inner
+        layers already seen (they are checked, not counted again)."""
+        inside = f" inside {type(layer).__name__}"
         for inner in _keras_integration.sublayers(layer):
-            inside = f" inside {type(layer).__name__}"
-            names = [self._seen(layer_function_name(inner), inside=inside)]
+            seen = self._seen if inner not in counted else lambda name, *_: name
+            names = [seen(layer_function_name(inner), None, inside)]
             for attribute in _ACTIVATION_ATTRIBUTES:
                 function = getattr(inner, attribute, None)
-                names.append(self._seen(function_name(function), function, inside))
+                names.append(seen(function_name(function), function, inside))
             for name in names:
                 if name in self.old:
                     raise _refusal(
                         where,
                         f"{type(layer).__name__} computes {name!r} in its inner layer "
                         f"{inner.name!r} ({type(inner).__name__})",
-                        _NESTED_WHY,
+                        _inner_why(layer, inner),
                     )
 
-    def _from_config(self, layer, where, **changes):
-        config = {**layer.get_config(), **changes}
+    def _from_config(self, layer, where, changes=None):
+        config = {**layer.get_config(), **(changes or {})}
         try:
             clone = type(layer).from_config(config)
         except Exception as error:
@@ -245,11 +305,11 @@ class _Swapper:
         return clone
 
     def _activation_layer(self, place, name):
-        """A new layer for `place`, with its dtype policy and trainable flag (a keras.ops
-        call in the graph has neither)."""
+        """A new layer for `place`, with its compute dtype policy and trainable flag (a
+        keras.ops call in the graph has neither)."""
         settings = {}
         if isinstance(place, keras.layers.Layer):
-            settings = {"dtype": place.dtype_policy, "trainable": place.trainable}
+            settings = {"dtype": _compute_policy(place), "trainable": place.trainable}
         layer = registry.get(self.new, **{**settings, **self.kwargs}, name=name)
         self.added.append(layer)
         return layer
@@ -262,6 +322,9 @@ class _Swapper:
         return candidate
 
     def _call(self, layer, *args, **kwargs):
+        if id(layer) in self.unwrapped:
+            # The wrapper's call took `mask`; the activation layer gets it the Keras way.
+            kwargs.pop("mask", None)
         outputs = layer(*args, **kwargs)
         follower = self.followers.get(id(layer))
         return outputs if follower is None else follower(outputs)
@@ -285,7 +348,7 @@ class _Swapper:
         """Copies every weight by value; fails if one is left out or shared."""
         copied, targets = set(), set()
         for layer, clone, where in self.pairs:
-            sources, destinations = layer.weights, clone.weights
+            sources, destinations = _in_order_of(layer.weights, clone.weights)
             shapes = [tuple(w.shape) for w in sources]
             if shapes != [tuple(w.shape) for w in destinations]:
                 raise ValueError(
@@ -311,6 +374,54 @@ class _Swapper:
             )
 
 
+def _in_order_of(sources, destinations):
+    """`sources` and `destinations`, the latter in the order of the former's names where
+    the names tell them apart: a layer rebuilt from its config may create its variables
+    in another order than the original did (a float8-quantized Dense, quantized in place,
+    made its kernel first). Else (repeated names, as in a block of Dense layers) in the
+    order the layers track them, which the same config reproduces."""
+    names = [w.name for w in sources]
+    by_name = {w.name: w for w in destinations}
+    if (
+        len(set(names)) != len(names)
+        or set(names) != set(by_name)
+        or len(by_name) != len(destinations)
+    ):
+        return sources, destinations
+    return sources, [by_name[name] for name in names]
+
+
+def _inner_why(layer, inner):
+    if isinstance(inner, keras.layers.RNN) or hasattr(inner, "state_size"):  # Or a cell.
+        return _RECURRENT_WHY
+    if isinstance(layer, keras.layers.TimeDistributed):
+        return _WRAPPED_WHY
+    return _NESTED_WHY
+
+
+def _compute_policy(place):
+    """The dtype policy a new activation layer takes from `place`: a quantized policy
+    (`model.quantize("int8")` gives a Dense "int8_from_float32") is the quantized layer's
+    own business; an activation after it computes in the float policy it came from."""
+    policy = place.dtype_policy
+    if isinstance(policy, keras.dtype_policies.QuantizedDTypePolicy):
+        return keras.DTypePolicy(policy.get_config()["source_name"])
+    return policy
+
+
+def _output_layers(model):
+    """ids of the layers (in `model` and its nested Functional models) whose names are
+    the models' output names."""
+    found = set()
+    if _keras_integration.is_functional(model):
+        names = set(model.output_names)
+        found = {id(layer) for layer in model.layers if layer.name in names}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and _is_graph_model(layer):
+            found |= _output_layers(layer)
+    return found
+
+
 def _is_input(layer):
     return isinstance(layer, keras.layers.InputLayer)
 
@@ -334,16 +445,26 @@ def swap_activations(model, old, new, **kwargs):
     Every place that computes one of the `old` functions gets its own new layer,
     `keras_relu.get(new, **kwargs)`: a `keras.layers.Activation` with that function,
     Keras's and this package's activation layers (`keras.layers.ReLU()` is "relu",
-    `keras.layers.ReLU(6.0)` is "relu6", `LeakyReLU`, `ELU`, ...), and the
+    `keras.layers.ReLU(6.0)` is "relu6", `LeakyReLU`, `ELU`, ...), the
     `activation=` of Dense, EinsumDense and convolution layers (rebuilt linear and
-    followed by the new layer). Other activations stay as they are. Nested
-    Functional and Sequential models are entered; shared layers stay shared.
+    followed by the new layer), and the same inside `keras.layers.TimeDistributed`
+    (the wrapped layer is rebuilt linear and the new layer follows the wrapper, so
+    a PReLU's slopes are per channel of the same last axis; a wrapped activation
+    layer is replaced with its wrapper). Other activations stay as they are.
+    Nested Functional and Sequential models are entered; shared layers stay shared.
 
     The copy shares no variable with `model`, which is left unchanged; every weight
     of `model` is copied into it by value, except those of replaced activation
     layers (a replaced PReLU's alpha goes with the function it belonged to).
-    Swapped places keep their names (a Dense's new activation is named
-    `<dense name>_<new>`), dtype policy and `trainable` flag. Like
+    Quantized layers (`model.quantize(...)`) stay quantized, their quantized weights
+    copied as they are.
+
+    Swapped places keep their names, dtype policy and `trainable` flag: a Dense's
+    new activation is named `<dense name>_<new>`, and takes the Dense's compute
+    policy (the float policy a quantized Dense was quantized from, never the
+    quantization policy). The model's output names are kept: where a Dense with
+    an inline activation produces an output, the new layer takes the Dense's name
+    and the Dense becomes `<dense name>_linear` (see the module docstring). Like
     `keras.models.clone_model`, a compiled model's copy is compiled from its
     compile config (with a fresh optimizer).
 
@@ -367,8 +488,10 @@ def swap_activations(model, old, new, **kwargs):
         ValueError: Bad arguments (before any work); a subclassed model (no graph
             to rebuild); nothing in `model` computes `old`; a match that cannot be
             swapped so that it survives saving (inside a subclassed layer, a
-            recurrent activation), named with its path in the model; a layer that
-            cannot be rebuilt from its own config.
+            recurrent activation, also under `Bidirectional`; inside a
+            TimeDistributed whose wrapped layer is not a Dense, EinsumDense,
+            convolution or activation layer), named with its path in the model and
+            the reason; a layer that cannot be rebuilt from its own config.
 
     Example:
     >>> model = keras.applications.ResNet50(weights=None)
@@ -385,7 +508,9 @@ def swap_activations(model, old, new, **kwargs):
             "to rebuild. Build it with the functional API or keras.Sequential, or pass "
             "the activation to its constructor."
         )
-    swapper = _Swapper(old_names, registry.variant(new).name, kwargs, _layer_names(model))
+    swapper = _Swapper(
+        old_names, registry.variant(new).name, kwargs, _layer_names(model), _output_layers(model)
+    )
     swapped = swapper.model(model, model.name)
     if not swapper.added:
         seen = ", ".join(f"{name} ({count})" for name, count in sorted(swapper.found.items()))

@@ -223,3 +223,28 @@ def test_relu_matches_keras_relu_layer():
             ops.convert_to_numpy(keras_relu.ReLU(**kwargs)(x)),
             ops.convert_to_numpy(keras.layers.ReLU(**kwargs)(x)),
         )
+
+
+# What a layer's `dtype` can be: a policy object (what swap_activations and mixed-precision
+# models pass), a quantized policy by name and as an object.
+DTYPE_POLICIES = {
+    "DTypePolicy('float32')": lambda: keras.DTypePolicy("float32"),
+    "DTypePolicy('mixed_bfloat16')": lambda: keras.DTypePolicy("mixed_bfloat16"),
+    "'int8_from_float32'": lambda: "int8_from_float32",
+    "QuantizedDTypePolicy('int8')": lambda: keras.dtype_policies.QuantizedDTypePolicy(
+        "int8", "float32"
+    ),
+}
+
+
+@pytest.mark.parametrize("policy", DTYPE_POLICIES)
+def test_config_round_trips_with_every_dtype_policy(variant, policy):
+    layer = variant.layer(dtype=DTYPE_POLICIES[policy](), name="place")
+    config = layer.get_config()
+    restored = variant.layer.from_config(config)
+    assert type(restored) is variant.layer
+    assert restored.dtype_policy == layer.dtype_policy
+    assert restored.get_config() == config
+    # And as a `.keras` file stores it: the serialized object, with its registered name.
+    revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(revived) is variant.layer and revived.get_config() == config

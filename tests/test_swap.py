@@ -216,6 +216,11 @@ PLACES = {
     "Dense(activation='gelu')": (lambda: keras.layers.Dense(4, activation="gelu"), "gelu"),
     "Conv1D(activation='selu')": (lambda: keras.layers.Conv1D(4, 1, activation="selu"), "selu"),
     "keras_relu.activations.elu(x)": (lambda: keras_relu.activations.elu, "elu"),
+    "TimeDistributed(Dense(activation='relu'))": (
+        lambda: keras.layers.TimeDistributed(keras.layers.Dense(4, activation="relu")),
+        "relu",
+    ),
+    "TimeDistributed(ReLU())": (lambda: keras.layers.TimeDistributed(keras.layers.ReLU()), "relu"),
     "EinsumDense(activation='silu')": (
         lambda: keras.layers.EinsumDense("bti,ij->btj", (3, 4), activation="silu"),
         "swish",
@@ -240,10 +245,10 @@ def test_dtype_policy_and_trainable_kept():
     dense = keras.layers.Dense(
         4, activation="relu", dtype="mixed_float16", trainable=False, name="dense"
     )
-    model = keras.Model(inputs, dense(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(dense(inputs)))
     swapped = keras_relu.swap_activations(model, "relu", "prelu")
-    prelu = swapped.layers[-1]
-    assert type(prelu) is keras_relu.PReLU and prelu.name == "dense_prelu"
+    prelu = swapped.get_layer("dense_prelu")
+    assert type(prelu) is keras_relu.PReLU
     assert prelu.dtype_policy.name == "mixed_float16" and not prelu.trainable
 
 
@@ -329,6 +334,34 @@ def _with(layer, shape=(3,)):
             {},
             "LSTM applies 'relu'.*recurrence",
         ),
+        (
+            lambda: _with(
+                keras.layers.Bidirectional(keras.layers.LSTM(2, activation="relu")), (3, 2)
+            ),
+            "relu",
+            "elu",
+            {},
+            "Bidirectional computes 'relu'.*recurrence",
+        ),
+        (
+            lambda: _with(
+                keras.layers.TimeDistributed(
+                    keras.Sequential([keras.layers.Dense(2, activation="relu", name="inner")])
+                ),
+                (3, 2),
+            ),
+            "relu",
+            "elu",
+            {},
+            "TimeDistributed computes 'relu' in its inner layer 'inner'.*out of a TimeDistributed",
+        ),
+        (
+            lambda: _with(keras.layers.TimeDistributed(keras.layers.Dense(2)), (3, 2)),
+            "relu",
+            "elu",
+            {},
+            "Nothing in",
+        ),
         (lambda: _with(keras.layers.ReLU()), "relu", "nope", {}, "Unknown activation 'nope'"),
         (lambda: _with(keras.layers.ReLU()), "nope", "elu", {}, "`old` must name"),
         (lambda: _with(keras.layers.ReLU()), "linear", "elu", {}, "`old` must name"),
@@ -343,3 +376,115 @@ def _with(layer, shape=(3,)):
 def test_refusals(model, old, new, kwargs, message):
     with pytest.raises(ValueError, match=message):
         keras_relu.swap_activations(model(), old, new, **kwargs)
+
+
+def _save_and_load(model, path):
+    model.save(path)
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+@pytest.mark.parametrize("old, new", [("relu6", "relu6"), ("relu6", "selu")])
+def test_mobilenetv2_swapped_saves_and_loads(tmp_path, old, new):
+    model = keras.applications.MobileNetV2(weights=None, input_shape=SHAPE, alpha=0.35, classes=4)
+    swapped = keras_relu.swap_activations(model, old, new)
+    assert _count(swapped, _is(keras_relu.variant(new).layer)) == 35
+    loaded = _save_and_load(swapped, tmp_path / "swapped.keras")
+    assert _count(loaded, _is(keras_relu.variant(new).layer)) == 35
+    x = _x()
+    np.testing.assert_allclose(_run(loaded, x), _run(swapped, x), rtol=1e-6, atol=1e-6)
+    if new == "relu6":  # The same function: the original's outputs.
+        np.testing.assert_allclose(_run(swapped, x), _run(model, x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Layer .* does not have a `quantize` method")
+@pytest.mark.parametrize("mode", ["int8", "int4", "float8"])
+def test_quantized_model_swaps_in_float_activations(tmp_path, mode):
+    inputs = keras.Input((8,))
+    x = keras.layers.Dense(16, activation="relu", name="hidden")(inputs)
+    x = keras.layers.ReLU(name="standalone")(keras.layers.Dense(16, name="linear")(x))
+    model = keras.Model(inputs, keras.layers.Dense(4, name="score")(x))
+    model.quantize(mode)
+    quantized = model.get_layer("hidden").dtype_policy
+    assert isinstance(quantized, keras.dtype_policies.QuantizedDTypePolicy)
+    swapped = keras_relu.swap_activations(model, "relu", "prelu", alpha_initializer=0.0)
+    for name in ("hidden_prelu", "standalone"):
+        layer = swapped.get_layer(name)
+        assert type(layer) is keras_relu.PReLU
+        assert type(layer.dtype_policy) is keras.DTypePolicy
+        assert layer.dtype_policy.name == "float32"
+    # The quantized layers stay quantized, their quantized weights (int8 kernels, scales,
+    # float8's amax histories) copied as they are, whatever order their copies made them in.
+    assert swapped.get_layer("hidden").dtype_policy == quantized
+    _assert_copied(model, swapped)
+    x = _x((8,), batch=5)
+    np.testing.assert_allclose(_run(swapped, x), _run(model, x), rtol=1e-6, atol=1e-6)
+    loaded = _save_and_load(swapped, tmp_path / "quantized.keras")
+    np.testing.assert_allclose(_run(loaded, x), _run(model, x), rtol=1e-6, atol=1e-6)
+
+
+def _two_outputs():
+    inputs = keras.Input((5,), name="features")
+    hidden = keras.layers.Dense(8, activation="relu", name="hidden")(inputs)
+    score = keras.layers.Dense(3, activation="relu", name="score")(hidden)
+    aux = keras.layers.Dense(2, name="aux")(hidden)
+    return keras.Model(inputs, [score, aux])
+
+
+def test_output_names_are_kept(tmp_path):
+    model = _two_outputs()
+    swapped = keras_relu.swap_activations(model, "relu", "prelu", alpha_initializer=0.0)
+    assert swapped.output_names == ["score", "aux"]
+    # Keras names an output after the layer producing it: the new activation takes the
+    # name, the Dense that now feeds it becomes "score_linear" with the Dense's weights.
+    assert type(swapped.get_layer("score")) is keras_relu.PReLU
+    assert swapped.get_layer("score_linear").activation is keras.activations.linear
+    assert type(swapped.get_layer("hidden_prelu")) is keras_relu.PReLU  # Not an output.
+    for ours, theirs in zip(
+        swapped.get_layer("score_linear").weights, model.get_layer("score").weights, strict=True
+    ):
+        assert ours.path == theirs.path.replace("score/", "score_linear/")
+        np.testing.assert_array_equal(ops.convert_to_numpy(ours), ops.convert_to_numpy(theirs))
+    x = _x((5,), batch=8)
+    for ours, theirs in zip(swapped(x), model(x), strict=True):
+        np.testing.assert_allclose(ops.convert_to_numpy(ours), ops.convert_to_numpy(theirs))
+    swapped.compile(keras.optimizers.SGD(0.1), loss={"score": "mse", "aux": "mae"})
+    targets = {"score": np.ones((8, 3), "float32"), "aux": np.zeros((8, 2), "float32")}
+    history = swapped.fit(x, targets, epochs=1, verbose=0)
+    assert {"score_loss", "aux_loss"} <= set(history.history)
+    loaded = _save_and_load(swapped, tmp_path / "two_outputs.keras")
+    assert loaded.output_names == ["score", "aux"]
+    assert set(loaded.evaluate(x, targets, verbose=0, return_dict=True)) >= {"score_loss"}
+
+
+def _time_distributed(inner, shape):
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, keras.layers.TimeDistributed(inner, name="steps")(inputs))
+
+
+@pytest.mark.parametrize(
+    "inner, shape, channels",
+    [
+        (lambda: keras.layers.Dense(5, activation="relu"), (4, 6), 5),
+        (lambda: keras.layers.Conv2D(3, 3, activation="relu"), (2, 6, 6, 2), 3),
+    ],
+    ids=["Dense", "Conv2D"],
+)
+def test_time_distributed_activation_follows_the_wrapper(tmp_path, inner, shape, channels):
+    model = _time_distributed(inner(), shape)
+    swapped = keras_relu.swap_activations(model, "relu", "prelu", alpha_initializer=0.0)
+    wrapper, prelu = swapped.layers[1:]
+    assert type(wrapper) is keras.layers.TimeDistributed
+    assert wrapper.layer.activation is keras.activations.linear
+    assert type(prelu) is keras_relu.PReLU and swapped.output_names == ["steps"]
+    # One slope per channel of the inner layer, shared over time (and space), as for the
+    # same layer unwrapped.
+    assert tuple(prelu.alpha.shape) == (1,) * (len(shape) - 1) + (channels,)
+    # The wrapper gives the output its name, so it is renamed "steps_linear" (on TensorFlow
+    # and torch its weights' paths start with its name): compare weight by weight.
+    for ours, theirs in zip(wrapper.weights, model.get_layer("steps").weights, strict=True):
+        np.testing.assert_array_equal(ops.convert_to_numpy(ours), ops.convert_to_numpy(theirs))
+    x = _x(shape)
+    np.testing.assert_allclose(_run(swapped, x), _run(model, x), rtol=1e-6, atol=1e-6)
+    loaded = _save_and_load(swapped, tmp_path / "time_distributed.keras")
+    np.testing.assert_allclose(_run(loaded, x), _run(model, x), rtol=1e-6, atol=1e-6)
+    assert loaded.get_layer("steps_linear").layer.activation is keras.activations.linear
