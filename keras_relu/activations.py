@@ -12,6 +12,7 @@ raises `TypeError` for an integer input instead of silently casting it.
 """
 
 import functools
+import inspect
 import math
 
 import keras
@@ -41,17 +42,111 @@ def _activation(function):
     tensors only (its backend branches and custom gradients need them).
     """
     _FUNCTIONS[function.__name__] = function
+    signature = inspect.signature(function)
 
     @functools.wraps(function)
     def activation(*args, **kwargs):
         if any(isinstance(arg, keras.KerasTensor) for arg in (*args, *kwargs.values())):
-            # Tensors are the node's inputs; the other arguments are its config.
-            tensors = {k: v for k, v in kwargs.items() if isinstance(v, keras.KerasTensor)}
-            arguments = {k: v for k, v in kwargs.items() if k not in tensors}
-            return ActivationCall(function.__name__, arguments)(*args, **tensors)
+            # The input is the node's first input and other tensors its keyword inputs;
+            # every other argument, given by position or by keyword, is its config.
+            given = signature.bind(*args, **kwargs).arguments
+            x = given.pop(next(iter(signature.parameters)), None)
+            tensors = {k: v for k, v in given.items() if isinstance(v, keras.KerasTensor)}
+            arguments = {k: v for k, v in given.items() if k not in tensors}
+            return _node(function.__name__, arguments)(x, **tensors)
         return function(*args, **kwargs)
 
     return _register(activation)
+
+
+def _unique_name(prefix):
+    """`prefix`, then `prefix_1`, `prefix_2`...: the names `keras.ops` calls get.
+
+    One counter per prefix, shared with Keras's own operations, so that a
+    `keras.ops.relu` and a `keras_relu.activations.relu` in one model are `relu` and
+    `relu_1`, as two `keras.ops.relu` calls would be.
+    """
+    uid = keras.backend.get_uid(prefix)
+    return prefix if uid == 1 else f"{prefix}_{uid - 1}"
+
+
+def _draws_random_numbers(function, arguments):
+    return function == "rrelu" and bool(arguments.get("training", False))
+
+
+def _node(function, arguments, name=None):
+    """The node for a call of `function`: stateless, or a layer that owns a seed."""
+    if function in _FUNCTIONS and _draws_random_numbers(function, arguments or {}):
+        return RandomActivationCall(function, arguments, name=name)
+    return ActivationCall(function, arguments, name=name)
+
+
+# What a node's argument may be: what a `.keras` file stores exactly and loads back under
+# `safe_mode`, through `keras.saving.serialize_keras_object` (NumPy arrays and backend
+# tensors keep their dtype; NumPy scalars become Python numbers of the same value; tuples
+# load as lists).
+_PLAIN_ARGUMENTS = (type(None), bool, int, float, np.bool_, np.integer, np.floating)
+_NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
+_SAVED_FORMS = ("__numpy__", "__tensor__")  # The serialized forms a config may hold.
+
+
+def _check_argument(function, name, value):
+    """Raises `TypeError` for an argument a saved model could not load back exactly."""
+    where = f"keras_relu.activations.{function}({name}=...) on a KerasTensor"
+    if isinstance(value, keras.Variable):
+        raise TypeError(
+            f"{where} cannot take a `keras.Variable`: a functional model saves its "
+            "arguments as constants and would not train it. Use the layer "
+            f"(`keras_relu.get({function!r})`), whose weights the model tracks, or pass the "
+            f"values as a NumPy array. Received: {name}={value!r}"
+        )
+    if isinstance(value, keras.random.SeedGenerator):
+        raise TypeError(
+            f"{where} takes an int or None: the node makes a `keras.random.SeedGenerator` "
+            f"of its own, which the model tracks. Received: {name}={value!r}"
+        )
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_argument(function, name, item)
+        return
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in _NUMERIC_KINDS:
+            raise TypeError(
+                f"{where} needs a NumPy array of numbers or booleans to save it. "
+                f"Received: {name} of dtype {value.dtype}"
+            )
+        return
+    if isinstance(value, _PLAIN_ARGUMENTS) or keras.ops.is_tensor(value):
+        return
+    raise TypeError(
+        f"{where} needs a value a saved model can load back: a number, a bool, None, "
+        f"a NumPy array or scalar, a tensor, or a list of these (a tensor argument "
+        f"that should be a model input must be a KerasTensor). Received: {name}={value!r} "
+        f"of type {type(value).__name__}"
+    )
+
+
+def _saved_form(arguments):
+    """`arguments` as a saved model loads them back: what the node computes with, so
+    that a model computes the same before and after saving."""
+    serialized = keras.saving.serialize_keras_object(dict(arguments))
+    return keras.saving.deserialize_keras_object(serialized, safe_mode=True)
+
+
+def _check_saved_forms(config_value, function):
+    """Refuses a config whose arguments name any object but an array or a tensor."""
+    if isinstance(config_value, dict):
+        if "class_name" in config_value and config_value["class_name"] not in _SAVED_FORMS:
+            raise ValueError(
+                f"An argument of `keras_relu.activations.{function}` in this config names "
+                f"the object {config_value['class_name']!r}; only arrays and tensors "
+                f"({', '.join(_SAVED_FORMS)}) may appear. Received: {config_value!r}"
+            )
+        for value in config_value.values():
+            _check_saved_forms(value, function)
+    elif isinstance(config_value, (list, tuple)):
+        for value in config_value:
+            _check_saved_forms(value, function)
 
 
 @_register
@@ -59,12 +154,18 @@ class ActivationCall(keras.Operation):
     """A call of a `keras_relu.activations` function as a node of a functional model.
 
     Made by the functions themselves when given a `KerasTensor`; it saves as the
-    function's name and keyword arguments, and loads only names of this module.
+    function's name and arguments, and loads only names of this module. Arguments may
+    be numbers, bools, None, NumPy arrays and scalars, tensors, or lists of these: they
+    save through `keras.saving.serialize_keras_object` and load back exactly (arrays keep
+    their dtype) under `safe_mode`; anything else is refused when the node is made, not
+    when the model is loaded. Nodes are named as `keras.ops` calls are:
+    `crelu`, `crelu_1`, ...
 
     Args:
         function: The function's name, e.g. "crelu".
-        arguments: Its keyword arguments, e.g. `{"axis": 1}`. Default: None.
-        name: The node's name. Default: the function's name.
+        arguments: Its arguments other than tensors, by name, e.g. `{"axis": 1}`.
+            Default: None.
+        name: The node's name. Default: the function's name, made unique.
 
     Example:
     >>> inputs = keras.Input((4,))
@@ -72,26 +173,87 @@ class ActivationCall(keras.Operation):
     >>> model.operations[-1]  # ActivationCall: function="crelu", arguments={}
     """
 
+    _base_arguments = {}  # For the base class's constructor.
+
     def __init__(self, function, arguments=None, name=None):
         if function not in _FUNCTIONS:
             raise ValueError(
                 f"`function` must be one of {sorted(_FUNCTIONS)}. Received: function={function!r}"
             )
-        super().__init__(name=name or function)
+        arguments = dict(arguments or {})
+        if _draws_random_numbers(function, arguments) and not isinstance(
+            self, RandomActivationCall
+        ):
+            raise ValueError(
+                f"{function}(training=True) draws random numbers: its node is a "
+                "`RandomActivationCall`, which owns the seed generator. Received: "
+                f"arguments={arguments!r}"
+            )
+        for argument, value in arguments.items():
+            _check_argument(function, argument, value)
+        super().__init__(name=name or _unique_name(function), **self._base_arguments)
         self.function = function
-        self.arguments = dict(arguments or {})
+        self.arguments = _saved_form(arguments)
 
     def call(self, *args, **tensors):
         return _FUNCTIONS[self.function](*args, **tensors, **self.arguments)
 
     def get_config(self):
-        return {"name": self.name, "function": self.function, "arguments": self.arguments}
+        return {
+            "name": self.name,
+            "function": self.function,
+            "arguments": keras.saving.serialize_keras_object(dict(self.arguments)),
+        }
 
     @classmethod
     def from_config(cls, config):
         # Keras's from_config turns every constructor error into a TypeError; a config
         # is data, so an unknown function stays a ValueError naming it.
-        return cls(**config)
+        config = dict(config)
+        function = config.pop("function", None)
+        arguments = config.pop("arguments", None) or {}
+        _check_saved_forms(arguments, function)
+        arguments = keras.saving.deserialize_keras_object(arguments, safe_mode=True)
+        # A file saved before RandomActivationCall existed names ActivationCall for
+        # rrelu(training=True): `_node` picks the class that can run it.
+        return _node(function, arguments, **config)
+
+
+@_register
+class RandomActivationCall(ActivationCall, keras.layers.Layer):
+    """An `ActivationCall` that draws random numbers: `rrelu(x, training=True)`.
+
+    A layer, so that the model tracks the `keras.random.SeedGenerator` it owns, as it
+    tracks a `Dropout`'s: the generator's state is a model variable, so each call, eager
+    or compiled, in `fit` as in `predict`, draws anew, and a seeded node repeats its
+    draws on a backend. `training=True` is the node's argument, not the model's flag:
+    the node draws in every call (for slopes that follow the model's training flag, use
+    the `keras_relu.layers.RReLU` layer). Its inputs keep their dtype (no autocasting),
+    as in the other nodes.
+
+    Args:
+        function: The function's name: "rrelu".
+        arguments: Its arguments by name; `seed` an int or None. Default: None.
+        name: The node's name. Default: the function's name, made unique.
+    """
+
+    _base_arguments = {"autocast": False}  # Layer's: inputs keep their dtype.
+
+    def __init__(self, function, arguments=None, name=None):
+        if not _draws_random_numbers(function, arguments or {}):
+            raise ValueError(
+                "RandomActivationCall is for rrelu(training=True). Received: "
+                f"function={function!r}, arguments={arguments!r}"
+            )
+        super().__init__(function, arguments, name=name)
+        seed = _checks.check_seed(self.arguments.get("seed"))
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True  # Elementwise.
+        _keras_integration.build_at_init(self)
+
+    def call(self, inputs):
+        arguments = {**self.arguments, "seed": self.seed_generator}
+        return _FUNCTIONS[self.function](inputs, **arguments)
 
 
 def _eager_tensorflow():

@@ -29,6 +29,7 @@ import keras
 from keras import ops
 
 from keras_relu import _keras_integration
+from keras_relu import activations
 from keras_relu import layers
 from keras_relu import registry
 
@@ -203,7 +204,11 @@ class _Swapper:
     def _clone(self, layer, where):
         if isinstance(layer, keras.Model) and _is_graph_model(layer):
             return self.model(layer, where)
-        if not isinstance(layer, keras.layers.Layer):  # A keras.ops call in the graph.
+        # A keras.ops or keras_relu.activations call in the graph (rrelu(training=True)'s
+        # node is a layer, to own its seed generator).
+        if isinstance(layer, activations.ActivationCall) or not isinstance(
+            layer, keras.layers.Layer
+        ):
             computes = self._seen(registry.operation_function_name(layer))
             if computes in self.old:
                 return self._activation_layer(layer, layer.name)
