@@ -18,9 +18,10 @@ import latex2mathml.converter
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "examples" / "results"
 EXTERNAL_FIGURES = {
-    "img": [ROOT / "examples" / "results" / "full" / "plots" / "activations.png"],
-    "dying-relu/plots": sorted((ROOT / "examples" / "results" / "dying_relu" / "plots").glob("*.png")),
+    "img": [RESULTS / "full" / "plots" / "activations.png"],
+    "dying-relu/plots": sorted((RESULTS / "dying_relu" / "plots").glob("*.png")),
 }
 
 _INLINE = re.compile(r'<span class="arithmatex">\\\((.*?)\\\)</span>', re.S)
