@@ -1,7 +1,7 @@
 """The package's modules import each other one way, in the order the documentation's
 Development page (`docs/development.md`) lists them: no cycles, and `_keras_integration`
-imports no other module of ours. A subpackage (`diagnostics/`) is one place in that order: its files may import each other
-and the modules below it."""
+imports no other module of ours. A subpackage (`diagnostics/`) is one place in that order:
+its files may import each other and the modules below it."""
 
 import ast
 import pathlib
