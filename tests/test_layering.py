@@ -1,7 +1,7 @@
-"""The package's modules import each other one way, in the order README's Development
-section lists them: no cycles, and `_keras_integration` imports no other module of ours.
-A subpackage (`diagnostics/`) is one place in that order: its files may import each other
-and the modules below it."""
+"""The package's modules import each other one way, in the order the documentation's
+Development page (`docs/development.md`) lists them: no cycles, and `_keras_integration`
+imports no other module of ours. A subpackage (`diagnostics/`) is one place in that order:
+its files may import each other and the modules below it."""
 
 import ast
 import pathlib
@@ -59,9 +59,8 @@ def test_modules_import_only_lower_ones():
             assert not higher, f"{path.relative_to(PACKAGE)} imports {sorted(higher)}, above it"
 
 
-def test_the_layering_is_readme_s():
-    readme = (PACKAGE.parent / "README.md").read_text()
-    section = readme[readme.index("## Development") :]
+def test_the_layering_is_the_development_page_s():
+    section = (PACKAGE.parent / "docs" / "development.md").read_text()
     positions = [
         section.index(f"`{name}/`" if (PACKAGE / name).is_dir() else f"`{name}.py`")
         for name in LAYERS

@@ -1,5 +1,6 @@
-"""README.md stays true: its variants table is the registry's, its "Which one should I use?"
-table is built from the committed results, its commands are CI's."""
+"""README.md and the documentation stay true: the variants table of `docs/variants.md` is the
+registry's, the "which one" table of `docs/choosing.md` is built from the committed results,
+README's commands are CI's, README stays short and links only to pages that exist."""
 
 import re
 import sys
@@ -11,22 +12,46 @@ import keras_relu
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
+README_LIMIT = 10_000  # Characters: a newcomer reads it to the end; the docs hold the rest.
 
 
 def test_variants_table_is_the_registry_table():
+    page = (DOCS / "variants.md").read_text()
     match = re.search(
-        r"<!-- variants-table:.*?-->\n(.*?)\n<!-- end of variants-table -->", README, re.S
+        r"<!-- variants-table:.*?-->\n(.*?)\n<!-- end of variants-table -->", page, re.S
     )
-    assert match, "README.md lost its variants-table markers"
+    assert match, "docs/variants.md lost its variants-table markers"
     assert match.group(1) == keras_relu.registry.markdown_table()
+
+
+def test_readme_is_short_and_its_links_lead_to_pages_that_exist():
+    assert len(README) <= README_LIMIT, f"README.md has {len(README):,} characters"
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README)
+    assert "docs/getting-started.md" in targets and "docs/choosing.md" in targets
+    missing = [target for target in targets if not (ROOT / target).is_file()]
+    assert not missing, missing
+
+
+def test_every_docs_page_is_in_the_site_navigation():
+    mkdocs = (ROOT / "mkdocs.yml").read_text()
+    pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md") if "_hooks" not in p.parts}
+    listed = set(re.findall(r"^\s*-\s*(?:[^:\n]+:\s*)?([\w/.-]+\.md)\s*$", mkdocs, re.M))
+    assert pages == listed
 
 
 def test_ci_runs_the_test_command_the_readme_gives():
     command = 'pip install -e ".[test]" && python -m pytest'
     assert command in README
     ci = (ROOT / ".ci" / "run").read_text()
-    assert 'pip install --quiet --disable-pip-version-check -e ".[test]"' in ci
+    assert '-e ".[test' in ci  # The same extra (with the docs' next to it).
     assert 'KERAS_BACKEND="$backend" python -m pytest 2>&1' in ci
+
+
+def test_ci_builds_the_documentation_strictly():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install --quiet --disable-pip-version-check -e ".[test,docs]"' in ci
+    assert "mkdocs build --strict" in ci
 
 
 def _choose_variant():
@@ -39,8 +64,8 @@ def _choose_variant():
 def test_which_one_table_is_built_from_the_committed_results():
     choose_variant = _choose_variant()
     expected = choose_variant.markdown(*choose_variant.load_measurements())
-    assert choose_variant.generated_part(README) == expected, (
-        "README's 'Which one should I use?' table is stale: "
+    assert choose_variant.generated_part(choose_variant.PAGE.read_text()) == expected, (
+        "docs/choosing.md's 'which one' table is stale: "
         "run `python examples/choose_variant.py --write`"
     )
 
@@ -79,11 +104,11 @@ def _sd(runs):
 
 def test_which_one_table_needs_its_markers():
     choose_variant = _choose_variant()
-    text = "# README\n\nno table here\n"
+    text = "# Choosing\n\nno table here\n"
     with pytest.raises(ValueError, match="lacks the lines"):
-        choose_variant.replace_in_readme(text, "| a table |")
+        choose_variant.replace_marked(text, "| a table |")
     marked = f"{choose_variant.BEGIN}\n{choose_variant.END}"
-    assert choose_variant.replace_in_readme(marked, "new") == (
+    assert choose_variant.replace_marked(marked, "new") == (
         f"{choose_variant.BEGIN}\nnew\n{choose_variant.END}"
     )
 

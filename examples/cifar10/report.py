@@ -308,6 +308,18 @@ def _smoke_instead_of_verdicts(reason):
     ]
 
 
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch", "numpy": "NumPy"}
+
+
+def versions(run):
+    """`Keras 3.15.1, TensorFlow 2.21.0`: what a run was made with. Runs written before
+    the backend's version was recorded give its name only."""
+    backend = BACKEND_NAMES.get(run["backend"], run["backend"])
+    if run.get("backend_version"):
+        backend += f" {run['backend_version']}"
+    return f"Keras {run['keras']}, {backend}"
+
+
 def kept_preface(path, marker=PREFACE_END):
     """The hand-written text above `marker` in `path`, kept when a report is rewritten."""
     if not path.exists():
@@ -377,13 +389,13 @@ def _markdown(rows, runs, out_dir, relative_to):
         "",
         "## Runs",
         "",
-        "| arm | seed | test accuracy | wall time (s) | backend | machine | finished |",
+        "| arm | seed | test accuracy | wall time (s) | versions | machine | finished |",
         "|---|---:|---:|---:|---|---|---|",
     ]
     for run in sorted(runs, key=lambda r: (r["arm"], r["seed"])):
         lines.append(
             f"| {run['arm']} | {run['seed']} | {100 * run['test_accuracy']:.2f}% "
-            f"| {run['train_seconds']:.0f} | {run['backend']} {run['keras']} "
+            f"| {run['train_seconds']:.0f} | {versions(run)} "
             f"| {run['machine']} | {run['finished']} |"
         )
     commands = sorted({run["command"] for run in runs})

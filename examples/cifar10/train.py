@@ -7,6 +7,9 @@ skips that pair. The best model of each arm is kept as `models/<arm>.keras`, and
 ends, the per-layer dead-unit figures included; the terminal gets a compact line.
 """
 
+import contextlib
+import importlib
+import io
 import json
 import math
 import os
@@ -113,28 +116,31 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class CompactProgbarLogger(keras.callbacks.ProgbarLogger):
-    """Keras's progress bar, showing only the figures in `keys`.
+    """Keras's progress bar, showing only the figures in `keys`, fractions as percentages.
 
     `DeadUnitMonitor` adds two figures per activation layer to each epoch's logs (16 in
     the example's CNN); they go to `CSVLogger` and the run's JSON, while the bar keeps
     a line short enough to read. Keys missing from the logs are left out. The epoch's
-    seconds are the time Keras prints after the step count.
+    seconds are the time Keras prints after the step count. The network's dead and
+    inactive fractions end the epoch line as people read them (`dead 0.0%`), not in
+    Keras's `0.0000e+00`.
 
     Args:
-        keys: The log keys to show, in this order. Default: `COMPACT_KEYS`.
+        keys: The log keys Keras's bar shows, in this order. Default: `COMPACT_KEYS`.
+        percent_keys: `{log key: label}` shown after them as `label 12.5%`. Default:
+            `PERCENT_KEYS`.
     """
 
-    COMPACT_KEYS = (
-        "loss",
-        "accuracy",
-        "val_accuracy",
-        "dead_fraction",
-        "inactive_fraction",  # From `DeadUnitMonitor` where it measures it.
-    )
+    COMPACT_KEYS = ("loss", "accuracy", "val_accuracy")
+    PERCENT_KEYS = {
+        "dead_fraction": "dead",
+        "inactive_fraction": "inactive",  # From `DeadUnitMonitor` where it measures it.
+    }
 
-    def __init__(self, keys=COMPACT_KEYS):
+    def __init__(self, keys=COMPACT_KEYS, percent_keys=None):
         super().__init__()
         self.keys = tuple(keys)
+        self.percent_keys = dict(self.PERCENT_KEYS if percent_keys is None else percent_keys)
 
     def _compact(self, logs):
         logs = logs or {}
@@ -144,7 +150,30 @@ class CompactProgbarLogger(keras.callbacks.ProgbarLogger):
         super().on_train_batch_end(batch, self._compact(logs))
 
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, self._compact(logs))
+        logs = logs or {}
+        percentages = "".join(
+            f" - {label} {100 * float(logs[key]):.1f}%"
+            for key, label in self.percent_keys.items()
+            if key in logs
+        )
+        if not percentages:
+            super().on_epoch_end(epoch, self._compact(logs))
+            return
+        # Keras's bar ends its epoch line with a newline: catch it, and end it ourselves.
+        line = io.StringIO()
+        with contextlib.redirect_stdout(line):
+            super().on_epoch_end(epoch, self._compact(logs))
+        text = line.getvalue()
+        if text.endswith("\n"):
+            text = f"{text[:-1]}{percentages}\n"
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def backend_version():
+    """The version of the library Keras runs on (TensorFlow's, JAX's or torch's): each
+    backend is named after its module."""
+    return importlib.import_module(keras.config.backend()).__version__
 
 
 def run_path(out_dir, arm, seed):
@@ -233,6 +262,7 @@ def train_arm(arm_name, seed, data, config, out_dir, verbose=None):
         "command": " ".join(sys.argv),
         "backend": keras.config.backend(),
         "keras": keras.__version__,
+        "backend_version": backend_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
