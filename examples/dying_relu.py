@@ -86,7 +86,7 @@ FULL = {
         "accuracy_images": 1000,
         "every": 4,
         "learning_rates": [1e-3, 3e-3, 1e-2, 3e-2],
-        "seeds": [0, 1],
+        "seeds": [0, 1, 2],
         # ReLU at a rate where it dies, with each remedy (`gradients.REMEDIES`).
         "remedies": ["clipnorm", "schedule"],
         "remedy_variant": "relu",
