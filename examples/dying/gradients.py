@@ -312,8 +312,8 @@ def plot_gradients(runs, path, threshold):
     plt.close(figure)
 
 
-# Read from the tables above (seed 0, and seed 1 for ReLU at 1e-3): after a rerun of
-# `--part gradients` with more seeds, check them against the new tables.
+# Read from the tables above (means of seeds 0-2): after a rerun of `--part gradients`
+# with other seeds or sizes, check them against the new tables.
 ANSWERS = [
     "What the figures say:",
     "",
@@ -321,14 +321,14 @@ ANSWERS = [
     "moves every weight by about the learning rate, whatever the gradient, so the ratio in "
     "the first steps grows with the rate and is the same for ReLU, Leaky ReLU and PReLU: "
     "`max_update_ratio=0.03` (3 measurements in a row) flags 1e-2 and 3e-2 for all three at "
-    "step 12, and 1e-3 and 3e-3 for none. ReLU dies at those two rates (49% and 67% of its "
+    "step 12, and 1e-3 and 3e-3 for none. ReLU dies at those two rates (50% and 67% of its "
     "units); Leaky ReLU and PReLU, flagged alike, keep every unit (they lose accuracy at 3e-2 "
     "only). After the first ~50 steps Adam's ratio settles near 0.006-0.01 at every rate, so "
     "a median over the run separates nothing: the warning must look at the first steps.",
-    "- **The gradient norm singles out the total collapse.** ReLU at 3e-2 spikes to 14x its "
-    "start at step 4, then falls to 0.6% of it and stays there: a dead network has no "
-    "gradient. Every other run ends at 18-66% of its start, ReLU at 1e-2 (half its units "
-    "dead) included, so the norm does not tell a half-dead ReLU from a healthy one.",
+    "- **The gradient norm singles out the total collapse.** ReLU at 3e-2 spikes to 20x its "
+    "start in the first steps, then falls to 0.6% of it and stays there: a dead network has no "
+    "gradient. Every other cell ends at 16-95% of its start on average, ReLU at 1e-2 (half "
+    "its units dead, 16%) included, so the norm does not tell a half-dead ReLU from a healthy one.",
     "- **How early.** ReLU at 1e-2 has a layer more than 20% dead at step 8 and 3e-2 at step "
     "4, on the held-out accuracy a collapse to chance from step 4 at 3e-2; "
     "`GradientMonitor(every=4)` warns at step 12; `DeadUnitMonitor` at the end of the first "
@@ -337,14 +337,14 @@ ANSWERS = [
     "- **The 1e-3 rule of thumb** (update / weight about 1e-3) does not hold as a number "
     "here: at Adam's usual rate 1e-3, the healthiest run, the ratio is 0.006 (the first "
     "layer's; the largest of the hidden layers), 6 times the folklore's value, and 0.01 at "
-    "3e-3, where ReLU still trains (8% dead). What holds is its direction: the runs whose "
+    "3e-3, where ReLU still trains (10% dead). What holds is its direction: the runs whose "
     "first steps passed 0.03 are the ones where ReLU died.",
     "- **Remedies, ReLU at 1e-2.** A warm-up (one epoch from 0) and cosine decay keeps the "
-    "first steps below the threshold (no warning), halves the dead fraction (27% against "
-    "49%) and gives the best accuracy of the table (43.1%). Clipping the global gradient "
+    "first steps below the threshold (no warning), lowers the dead fraction (29% against "
+    "50%) and gives the best accuracy of the table (43.7%). Clipping the global gradient "
     "norm to 1 does not help with Adam, which divides the gradient by its own running "
-    "scale: 61% dead, 31.9%. A variant that keeps the gradient on the negative side "
-    "(PReLU at 1e-2: 40.5%, no dead unit) is the other way out.",
+    "scale: 65% dead, 17.3%. A variant that keeps the gradient on the negative side "
+    "(PReLU at 1e-2: 39.6%, no dead unit) is the other way out.",
 ]
 
 
