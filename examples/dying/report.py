@@ -147,21 +147,8 @@ def born_dead_markdown(table):
             + (" / collapsed after training" if trained else "")
             + f" ({', '.join(map(str, runs))} initializations per point).",
             "",
-            "| depth | " + " | ".join(variants) + " |",
-            "|---" * (len(variants) + 1) + "|",
         ]
-        for depth in depths:
-            cells = []
-            for v in variants:
-                r = table[width][v].get(depth)
-                if r is None:
-                    cells.append("")
-                elif "collapsed" in r:
-                    cells.append(f"{_percent(r['born_dead'])} / {_percent(r['collapsed'])}")
-                else:
-                    cells.append(_percent(r["born_dead"]))
-            lines.append(f"| {depth} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _born_dead_table(table[width], variants, depths) + [""]
     crelu = [r for w in table for r in table[w].get("crelu", {}).values()]
     if crelu:
         constant = max(r["constant_at_init"] for r in crelu)
@@ -254,22 +241,26 @@ def initialization_markdown(table):
         lines += [
             f"**Width {width}**",
             "",
-            "| depth | " + " | ".join(arms) + " |",
-            "|---" * (len(arms) + 1) + "|",
         ]
-        for depth in depths:
-            cells = []
-            for arm in arms:
-                r = table[width][arm].get(depth)
-                if r is None:
-                    cells.append("")
-                elif "collapsed" in r:
-                    cells.append(f"{_percent(r['born_dead'])} / {_percent(r['collapsed'])}")
-                else:
-                    cells.append(_percent(r["born_dead"]))
-            lines.append(f"| {depth} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _born_dead_table(table[width], arms, depths) + [""]
     return lines + [PAPER_NOTE, ""]
+
+
+def _born_dead_table(results, columns, depths):
+    """A Markdown table, a row per depth: born dead (/ collapsed, where trained) per column."""
+    lines = ["| depth | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for depth in depths:
+        cells = []
+        for column in columns:
+            r = results[column].get(depth)
+            if r is None:
+                cells.append("")
+            elif "collapsed" in r:
+                cells.append(f"{_percent(r['born_dead'])} / {_percent(r['collapsed'])}")
+            else:
+                cells.append(_percent(r["born_dead"]))
+        lines.append(f"| {depth} | " + " | ".join(cells) + " |")
+    return lines
 
 
 # Trained to death ------------------------------------------------------------------
