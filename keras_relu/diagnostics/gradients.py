@@ -262,7 +262,7 @@ class GradientMonitor(keras.callbacks.Callback):
             Default: 3.
         growth_factor: Warn when the global gradient norm exceeds this many times
             its first measurement after a training step, or None to never warn about
-            it. Default: 10 (in the study no run, healthy or not, went past 1.4 times
+            it. Default: 10 (in the study no run, healthy or not, went past 2.1 times
             it; a diverging run grows geometrically and crosses 10 within steps).
         training: Evaluate the loss with the layers in training mode (dropout,
             BatchNorm on batch statistics); the model's state (moving averages,
