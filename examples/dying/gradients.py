@@ -200,6 +200,15 @@ def first_sustained(steps, values, threshold, patience=3):
     return None
 
 
+def _growth_past_first_epoch(run, norms):
+    """The largest gradient norm after the first epoch over the norm that ends it."""
+    steps = np.array([r["step"] for r in run["gradients"]])
+    ends = np.flatnonzero(steps >= run["steps_per_epoch"])
+    if ends.size < 2:
+        return float("nan")
+    return float(np.nanmax(norms[ends[1] :]) / norms[ends[0]])
+
+
 def first_default_warning(run, max_update_ratio=0.03, patience=3, growth_factor=10.0):
     """The step of `GradientMonitor`'s first warning at its current defaults, replayed
     from the run's measurements (so older runs, made with other defaults, compare)."""
@@ -207,9 +216,11 @@ def first_default_warning(run, max_update_ratio=0.03, patience=3, growth_factor=
     steps = [r["step"] for r in records]
     norms = np.array([r["grad_norm"] for r in records], dtype=float)
     found = [s for s, n in zip(steps, norms, strict=True) if not np.isfinite(n)][:1]
-    after = [(s, n) for s, n in zip(steps, norms, strict=True) if s > 0 and np.isfinite(n)]
-    if after:
-        found += [s for s, n in after if n > growth_factor * after[0][1]][:1]
+    # Growth is against the measurement that ends the first epoch, as the monitor's.
+    ends = [(s, n) for s, n in zip(steps, norms, strict=True) if s >= run["steps_per_epoch"]]
+    if ends and np.isfinite(ends[0][1]):
+        baseline, later = ends[0][1], ends[1:]
+        found += [s for s, n in later if n > growth_factor * baseline][:1]
     for key in {k for r in records for k in r if k.startswith("update_ratio/")}:
         pairs = [(r["step"], r[key]) for r in records if key in r]
         step = first_sustained(*zip(*pairs, strict=True), max_update_ratio, patience)
@@ -243,8 +254,8 @@ def run_figures(run):
         "update_ratio_epoch1": float(np.median(ratios[steps <= run["steps_per_epoch"]])),
         "grad_norm_growth": float(finite.max() / norms[0]) if finite.size else float("nan"),
         "grad_norm_final_over_first": float(norms[-1] / norms[0]),
-        # What growth_factor compares: against the first measurement after a step.
-        "growth_past_baseline": float(np.nanmax(norms[2:]) / norms[1]),
+        # What growth_factor compares: later norms against the first epoch's last.
+        "growth_past_baseline": _growth_past_first_epoch(run, norms),
         "gradient_warning_step": first_default_warning(run),
         "dead_step": dead_step,
         "dead_epoch_warning_step": (
