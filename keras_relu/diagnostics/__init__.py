@@ -4,6 +4,8 @@
   activation (`activation_stats`, `summarize`, `DeadUnitMonitor`).
 - `revive`: ReDo's recycling of dead units, once (`revive_dead_units`, which
   returns a `RevivalReport`) or during training (`ReviveDeadUnits`).
+- `probes`: random probes, stratified by class (`sample_probe`, `probe_rows`), so
+  that no figure is taken on one class of an ordered data set.
 - `gradients`: gradient norms and update ratios per layer during `fit`
   (`GradientMonitor`, `GradientWarning`).
 """
@@ -18,6 +20,8 @@ from keras_relu.diagnostics.dead_units import is_activation_layer as is_activati
 from keras_relu.diagnostics.dead_units import summarize as summarize
 from keras_relu.diagnostics.gradients import GradientMonitor as GradientMonitor
 from keras_relu.diagnostics.gradients import GradientWarning as GradientWarning
+from keras_relu.diagnostics.probes import probe_rows as probe_rows
+from keras_relu.diagnostics.probes import sample_probe as sample_probe
 from keras_relu.diagnostics.revive import RevivalReport as RevivalReport
 from keras_relu.diagnostics.revive import ReviveDeadUnits as ReviveDeadUnits
 from keras_relu.diagnostics.revive import revive_dead_units as revive_dead_units
@@ -32,6 +36,8 @@ __all__ = [
     "UnmeasuredActivationWarning",
     "activation_stats",
     "is_activation_layer",
+    "probe_rows",
     "revive_dead_units",
+    "sample_probe",
     "summarize",
 ]
