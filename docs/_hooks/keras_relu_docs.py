@@ -5,6 +5,10 @@
   `examples/results/dying_relu/plots/*.png` as `dying-relu/plots/*.png`.
 - Docstring examples written as unindented `>>>` lines (the package's docstrings, after
   "Example:") would read as nested block quotes; they are shown as code.
+- Figures from the committed results, marked `<!-- fig:NAME -->...<!-- /fig -->` in the
+  pages, are rendered afresh by `examples/figures.py` (the same function that
+  `python examples/figures.py --write` and its test use), so the site shows what the
+  results give today even if a page's text is stale.
 - Formulas written `$...$` or `$$...$$` (pymdownx.arithmatex, generic mode) become
   MathML at build time with `latex2mathml`, which browsers render natively: the
   site needs no MathJax or KaTeX script, so it shows formulas offline.
@@ -12,12 +16,17 @@
 
 import html
 import re
+import sys
 from pathlib import Path
 
 import latex2mathml.converter
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples"))
+
+import figures  # noqa: E402  (examples/figures.py: pure Python, reads the results' JSON)
+
 RESULTS = ROOT / "examples" / "results"
 EXTERNAL_FIGURES = {
     "img": [RESULTS / "full" / "plots" / "activations.png"],
@@ -44,6 +53,10 @@ def on_files(files, config):
             # File resolves its source as src_dir/src_uri; point it at the real file.
             files.get_file_from_path(f"{folder}/{path.name}").abs_src_path = str(path)
     return files
+
+
+def on_page_markdown(markdown, page, **kwargs):
+    return figures.render(markdown, source=f"docs/{page.file.src_uri}")
 
 
 def to_mathml(tex, display):

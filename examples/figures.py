@@ -1,0 +1,341 @@
+"""The figures README.md and the documentation quote, computed from the committed results.
+
+    python examples/figures.py            # list every figure and its text
+    python examples/figures.py --write    # put them into README.md and docs/**/*.md
+    python examples/figures.py --check    # exit 1 where a page's text is stale
+
+A figure stands in the Markdown between markers, and only there:
+
+    GELU reached <!-- fig:cifar.acc.gelu -->83.98 ± 0.37%<!-- /fig --> ...
+
+GitHub shows the text between the markers (the comments are hidden); `--write` replaces it
+with what the results give today, `tests/test_docs_figures.py` fails when a page's text
+differs from it, and the documentation build (`docs/_hooks/keras_relu_docs.py`) renders the
+same figures, so the site cannot show a stale one. After a rerun of the CIFAR-10 comparison,
+the dying-ReLU study or a benchmark, `python examples/figures.py --write` updates every page.
+
+Every comparison goes through `paired.paired_difference` (a 95% t interval over per-seed
+differences): the text says "better" or "worse" only when the interval excludes 0, "tie"
+(CIFAR-10) or "no difference shown" (the study) otherwise, so the prose around a figure
+never asserts a direction the data do not keep.
+
+Pure Python (json, no NumPy, no Keras): the documentation build imports it.
+"""
+
+import argparse
+import functools
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import paired  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "examples" / "results"
+CIFAR_RUNS = RESULTS / "full" / "runs"
+STUDY = RESULTS / "dying_relu"
+STEP_BENCHMARK = ROOT / "benchmarks" / "results_cifar_model.json"
+
+MARKER = re.compile(r"<!-- fig:([\w.\-]+) -->(.*?)<!-- /fig -->", re.S)
+
+NAMES = {
+    "relu": "ReLU",
+    "leaky_relu": "Leaky ReLU",
+    "prelu": "PReLU",
+    "rrelu": "RReLU",
+    "elu": "ELU",
+    "selu": "SELU",
+    "relu6": "ReLU6",
+    "crelu": "CReLU",
+    "crelu_half": "CReLU with half the filters",
+    "gelu": "GELU",
+    "swish": "Swish",
+}
+CURE_NAMES = {
+    "schedule": "a warm-up and cosine decay of the rate",
+    "clipnorm": "gradient clipping",
+    "leaky_relu": "Leaky ReLU",
+    "prelu": "PReLU",
+    "rai": "RAI",
+    "revive": "`ReviveDeadUnits`",
+    "revive_keep_state": "`ReviveDeadUnits(reset_optimizer=False)`",
+}
+
+
+def _load(folder):
+    return [json.loads(path.read_text()) for path in sorted(Path(folder).glob("*.json"))]
+
+
+def _percent(value, digits=0):
+    return f"{100 * value:.{digits}f}%"
+
+
+def _mean_sd(values, digits=2, unit="%"):
+    """`mean ± sd` in percent (just the mean for one value)."""
+    mean, sd = paired.mean_and_sd(values)
+    text = f"{100 * mean:.{digits}f}"
+    return (text if sd is None else f"{text} ± {100 * sd:.{digits}f}") + unit
+
+
+def _series(names):
+    names = list(names)
+    if len(names) < 2:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _rate(lr):
+    return f"{lr:.0e}".replace("e-0", "e-")
+
+
+# The CIFAR-10 comparison.
+
+
+def cifar_figures(runs):
+    """`{name: text}` from the full comparison's runs (`examples/results/full/runs`)."""
+    by_arm = defaultdict(dict)
+    for run in runs:
+        by_arm[run["arm"]][run["seed"]] = run["test_accuracy"]
+    seeds = min(len(s) for s in by_arm.values())
+    figures = {"cifar.seeds": str(seeds)}
+    for arm, accuracy in by_arm.items():
+        figures[f"cifar.acc.{arm}"] = _mean_sd(accuracy.values())
+    relu = by_arm["relu"]
+    groups = defaultdict(list)
+    order = sorted((a for a in by_arm if a != "relu"), key=lambda a: -_avg(by_arm[a]))
+    for arm in order:
+        difference = paired.paired_difference(by_arm[arm], relu)
+        figures[f"cifar.vs_relu.{arm}"] = f"{difference.text(digits=2)}: {_tie(difference)}"
+        groups[_tie(difference)].append(f"{NAMES[arm]} ({figures[f'cifar.acc.{arm}']})")
+    parts = []
+    for verdict, verb in (("better", "are better"), ("tie", "tie"), ("worse", "are worse")):
+        if groups[verdict]:
+            verb = (
+                verb
+                if len(groups[verdict]) > 1
+                else {"are better": "is better"}.get(verb, "ties" if verb == "tie" else "is worse")
+            )
+            parts.append(f"{_series(groups[verdict])} {verb}")
+    figures["cifar.verdicts"] = (
+        f"against ReLU ({figures['cifar.acc.relu']}), paired by seed with 95% intervals "
+        f"over {seeds} seeds: " + "; ".join(parts)
+    )
+    return figures
+
+
+def _avg(values_by_seed):
+    return sum(values_by_seed.values()) / len(values_by_seed)
+
+
+def _tie(difference):
+    return difference.verdict(better="better", worse="worse", same="tie")
+
+
+def step_figures(benchmark):
+    return {f"step.{arm}": f"{row['x_relu_paired']:.2f}x" for arm, row in benchmark["arms"].items()}
+
+
+# The dying-ReLU study.
+
+
+def _final(run, key):
+    values = run["history"].get(key) or [None]
+    return values[-1]
+
+
+def trained_figures(runs):
+    """The trained-to-death part (`examples/results/dying_relu/trained`)."""
+    cells = defaultdict(dict)  # (variant, lr) -> {seed: run}
+    for run in runs:
+        cells[run["variant"], run["learning_rate"]][run["seed"]] = run
+    rates = sorted({lr for _, lr in cells})
+    seeds = min(len(s) for s in cells.values())
+    figures = {"trained.seeds": str(seeds)}
+
+    def mean(variant, lr, key):
+        values = [_value(run, key) for run in cells[variant, lr].values()]
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    for variant, lr in cells:
+        for key in ("test_accuracy", "dead_fraction", "inactive_fraction"):
+            value = mean(variant, lr, key)
+            if value is not None:
+                figures[f"trained.{key}.{variant}.{_rate(lr)}"] = _percent(value)
+    for lr in rates:
+        accuracy = {v: mean(v, lr2, "test_accuracy") for (v, lr2) in cells if lr2 == lr}
+        low, high = min(accuracy, key=accuracy.get), max(accuracy, key=accuracy.get)
+        figures[f"trained.accuracy_range.{_rate(lr)}"] = (
+            f"{_percent(accuracy[low], 1)} ({NAMES[low]}) to "
+            f"{_percent(accuracy[high], 1)} ({NAMES[high]})"
+        )
+        relu = {seed: run["test_accuracy"] for seed, run in cells["relu", lr].items()}
+        figures[f"trained.relu_by_seed.{_rate(lr)}"] = _series(
+            _percent(relu[seed]) for seed in sorted(relu, key=relu.get)
+        )
+        for variant in {v for v, lr2 in cells if lr2 == lr} - {"relu"}:
+            other = {seed: run["test_accuracy"] for seed, run in cells[variant, lr].items()}
+            difference = paired.paired_difference(other, relu)
+            figures[f"trained.vs_relu.{variant}.{_rate(lr)}"] = (
+                f"{difference.text(digits=1)}: {difference.verdict()}"
+            )
+    return figures
+
+
+def _value(run, key):
+    return run["test_accuracy"] if key == "test_accuracy" else _final(run, key)
+
+
+def born_dead_figures(results):
+    """The born-dead part (`examples/results/dying_relu/born_dead`)."""
+    cell = {(r["variant"], r["width"], r["depth"]): r for r in results}
+    figures = {}
+    for (variant, width, depth), result in cell.items():
+        key = f"{variant}.w{width}.d{depth}"
+        figures[f"born.born_dead.{key}"] = _percent(result["born_dead"])
+        figures[f"born.runs.{key}"] = f"{result['config']['runs']:,}"
+        if result["config"]["trained"]:
+            figures[f"born.collapsed.{key}"] = _percent(result["collapsed"])
+    runs = sorted({r["config"]["runs"] for r in results if r["config"]["trained"]})
+    untrained = sorted({r["config"]["runs"] for r in results if not r["config"]["trained"]})
+    figures["born.runs"] = (
+        f"{_series(f'{n:,}' for n in runs)} networks per trained point, "
+        f"{_series(f'{n:,}' for n in untrained)} per point measured only at initialization"
+    )
+    smooth = ["elu", "selu", "gelu", "swish"]
+    worst = max((r for r in results if r["variant"] in smooth), key=lambda r: r["born_dead"])
+    figures["born.smooth_max"] = (
+        f"{_percent(worst['born_dead'])} ({NAMES[worst['variant']]}, width {worst['width']}, "
+        f"depth {worst['depth']})"
+    )
+    return figures
+
+
+def gradient_figures(runs):
+    """When the warnings came, in the gradients part's ReLU runs without a remedy."""
+    figures = {}
+    for lr in sorted({r["learning_rate"] for r in runs}):
+        plain = [
+            r
+            for r in runs
+            if r["variant"] == "relu" and r["learning_rate"] == lr and r.get("remedy") is None
+        ]
+        warned = [r["gradient_warnings"][0]["step"] for r in plain if r["gradient_warnings"]]
+        dying = [_first_dying_step(r) for r in plain]
+        dying = [step for step in dying if step is not None]
+        if not (plain and warned and dying):
+            continue
+        epoch = plain[0]["steps_per_epoch"]
+        figures[f"gradients.relu.{_rate(lr)}"] = (
+            f"in ReLU's {len(plain)} runs at {_rate(lr)}, `GradientMonitor` warned at step "
+            f"{_span(warned)} and `DeadUnitMonitor`, which measures once an epoch, at step "
+            f"{epoch}; a layer was already more than 20% dead at step {_span(dying)}"
+        )
+    return figures
+
+
+def _first_dying_step(run):
+    for row in run["every_few_batches"]:
+        layers = [v for k, v in row.items() if k.startswith("dead_fraction/")]
+        if layers and max(layers) > 0.2:
+            return row["step"]
+    return None
+
+
+def _span(values):
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def cures_figures(cure_runs, trained_runs):
+    """The cures part: each cure against plain ReLU (from trained/, the same protocol and
+    seeds), over the rates where ReLU dies, paired by (rate, seed)."""
+    rates = sorted({r["learning_rate"] for r in cure_runs if r["learning_rate"] > 3e-3})
+    config = cure_runs[0]["config"]
+    relu = {
+        (r["learning_rate"], r["seed"]): r["test_accuracy"]
+        for r in trained_runs
+        if r["variant"] == "relu" and r["learning_rate"] in rates and r["config"] == config
+    }
+    arms = defaultdict(dict)
+    for run in cure_runs:
+        if run["learning_rate"] in rates and run["cure"]["arm"] != "relu":
+            arms[run["cure"]["arm"]][run["learning_rate"], run["seed"]] = run["test_accuracy"]
+    figures = {"cures.rates": _series(_rate(lr) for lr in rates)}
+    best = max(arms, key=lambda arm: _avg(arms[arm]))
+    for arm, accuracy in arms.items():
+        difference = paired.paired_difference(accuracy, relu)
+        figures[f"cures.vs_relu.{arm}"] = (
+            f"{_percent(_avg(accuracy))} against ReLU's "
+            f"{_percent(_avg({k: relu[k] for k in accuracy if k in relu}))}, "
+            f"{difference.text(digits=0).replace('seeds', 'runs')}: {difference.verdict()}"
+        )
+    figures["cures.best"] = f"{CURE_NAMES[best]} ({figures[f'cures.vs_relu.{best}']})"
+    return figures
+
+
+@functools.lru_cache(maxsize=1)
+def figures():
+    """`{name: text}`: every figure, from the committed results."""
+    study = {part: _load(STUDY / part) for part in ("trained", "born_dead", "gradients")}
+    cures = [r for r in _load(STUDY / "cures") if "cure" in r]
+    return {
+        **cifar_figures(_load(CIFAR_RUNS)),
+        **step_figures(json.loads(STEP_BENCHMARK.read_text())),
+        **trained_figures(study["trained"]),
+        **born_dead_figures(study["born_dead"]),
+        **gradient_figures(study["gradients"]),
+        **cures_figures(cures, study["trained"]),
+    }
+
+
+def render(text, values=None, source="the page"):
+    """`text` with every marked figure replaced by its value today."""
+    values = figures() if values is None else values
+
+    def replace(match):
+        name = match.group(1)
+        if name not in values:
+            raise KeyError(
+                f"{source} marks a figure `{name}` that examples/figures.py does not compute"
+            )
+        return f"<!-- fig:{name} -->{values[name]}<!-- /fig -->"
+
+    return MARKER.sub(replace, text)
+
+
+def pages():
+    """README.md and every documentation page."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--write", action="store_true", help="Update the pages in place.")
+    action.add_argument("--check", action="store_true", help="Exit 1 if a page is stale.")
+    args = parser.parse_args(argv)
+    if not (args.write or args.check):
+        for name, text in sorted(figures().items()):
+            print(f"{name}: {text}")
+        return 0
+    stale = []
+    for path in pages():
+        text = path.read_text()
+        new = render(text, source=path.relative_to(ROOT).as_posix())
+        if new != text:
+            stale.append(path.relative_to(ROOT).as_posix())
+            if args.write:
+                path.write_text(new)
+    verb = "updated" if args.write else "stale (run `python examples/figures.py --write`)"
+    for name in stale:
+        print(f"{name}: {verb}")
+    return 1 if stale and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The figures README.md and the documentation quote are the committed results' (rendered
+by examples/figures.py between `<!-- fig:NAME -->` markers), and every "better" in them
+comes from one paired-interval rule (examples/paired.py)."""
+
+import math
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+
+import figures  # noqa: E402
+import paired  # noqa: E402
+
+
+@pytest.mark.parametrize("page", [p.relative_to(ROOT).as_posix() for p in figures.pages()])
+def test_page_figures_are_the_results(page):
+    text = (ROOT / page).read_text()
+    assert figures.render(text, source=page) == text, (
+        f"{page} quotes figures the committed results no longer give: "
+        "run `python examples/figures.py --write`"
+    )
+
+
+def test_the_main_pages_render_their_figures():
+    """The pages that draw conclusions from results do so through markers."""
+    for page in ["README.md", "docs/index.md", "docs/dying-relu/index.md"]:
+        names = figures.MARKER.findall((ROOT / page).read_text())
+        assert len(names) >= 5, page
+
+
+def test_no_cifar_accuracy_is_typed_by_hand():
+    """A CIFAR-10 mean accuracy appears only where it is generated: between figure markers
+    or in the choosing table (tests/test_readme.py checks that one)."""
+    values = figures.figures()
+    means = {text.split(" ")[0] for name, text in values.items() if name.startswith("cifar.acc.")}
+    assert len(means) >= 10
+    for path in figures.pages():
+        text = figures.MARKER.sub("", path.read_text())
+        text = re.sub(
+            r"<!-- choose-variant-table.*?<!-- end of choose-variant-table -->",
+            "",
+            text,
+            flags=re.S,
+        )
+        typed = sorted(mean for mean in means if re.search(rf"(?<![\d.]){re.escape(mean)}", text))
+        assert not typed, f"{path.relative_to(ROOT)} types {typed} by hand"
+
+
+def test_render_replaces_the_marked_text_and_refuses_unknown_names():
+    text = "GELU <!-- fig:a -->old<!-- /fig --> and <!-- fig:b -->1<!-- /fig -->."
+    assert figures.render(text, {"a": "new", "b": "2"}) == (
+        "GELU <!-- fig:a -->new<!-- /fig --> and <!-- fig:b -->2<!-- /fig -->."
+    )
+    with pytest.raises(KeyError, match="`c` that examples/figures.py does not compute"):
+        figures.render("<!-- fig:c -->x<!-- /fig -->", {"a": "1"})
+
+
+def test_check_and_write(tmp_path, monkeypatch, capsys):
+    page = tmp_path / "README.md"
+    page.write_text("<!-- fig:cifar.seeds -->7<!-- /fig -->\n")
+    monkeypatch.setattr(figures, "pages", lambda: [page])
+    monkeypatch.setattr(figures, "ROOT", tmp_path)
+    assert figures.main(["--check"]) == 1
+    assert "README.md: stale" in capsys.readouterr().out
+    assert figures.main(["--write"]) == 0
+    assert (
+        page.read_text()
+        == f"<!-- fig:cifar.seeds -->{figures.figures()['cifar.seeds']}<!-- /fig -->\n"
+    )
+    assert figures.main(["--check"]) == 0
+
+
+# The paired-interval rule.
+
+
+@pytest.mark.parametrize(
+    "df, expected",
+    # Student's t, 97.5th percentile (any statistics table).
+    [(1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (5, 2.571), (9, 2.262), (30, 2.042)],
+)
+def test_t_quantile_matches_the_table(df, expected):
+    assert paired.t_quantile(0.95, df) == pytest.approx(expected, abs=5e-4)
+
+
+def test_t_quantile_matches_scipy_where_installed():
+    stats = pytest.importorskip("scipy.stats", reason="SciPy comes with JAX in the test extra")
+    for df in range(1, 41):
+        assert paired.t_quantile(0.95, df) == pytest.approx(stats.t.ppf(0.975, df), rel=1e-9)
+        assert paired.t_quantile(0.9, df) == pytest.approx(stats.t.ppf(0.95, df), rel=1e-9)
+
+
+def test_paired_difference_by_seed():
+    a = {0: 0.50, 1: 0.60, 2: 0.70, 3: 0.99}  # Seed 3 has no partner: left out.
+    b = {0: 0.40, 1: 0.55, 2: 0.50}
+    difference = paired.paired_difference(a, b)
+    d = [0.10, 0.05, 0.20]
+    mean = sum(d) / 3
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / 2)
+    half = 4.302652729749 * sd / math.sqrt(3)
+    assert difference.differences == pytest.approx({0: 0.10, 1: 0.05, 2: 0.20})
+    assert (difference.mean, difference.low, difference.high) == pytest.approx(
+        (mean, mean - half, mean + half)
+    )
+    assert difference.low < 0 < difference.high  # Ahead at every seed, yet not shown.
+    assert difference.verdict() == "no difference shown"
+    assert difference.verdict(same="tie") == "tie"
+
+
+def test_verdicts():
+    same_gap = {0: 0.51, 1: 0.52, 2: 0.53}
+    base = {0: 0.50, 1: 0.51, 2: 0.52}
+    assert paired.paired_difference(same_gap, base).verdict() == "better"
+    assert paired.paired_difference(base, same_gap).verdict() == "worse"
+    one = paired.paired_difference({0: 0.9}, {0: 0.1})
+    assert one.verdict() == "no difference shown" and one.low is None
+    assert one.text() == "+80.0 points (1 seed, no interval)"
+    with pytest.raises(ValueError, match="share no seed"):
+        paired.paired_difference({0: 1.0}, {1: 1.0})
+
+
+def test_cifar_verdicts_follow_the_intervals():
+    runs = [
+        {"arm": arm, "seed": seed, "test_accuracy": accuracy}
+        for arm, by_seed in {
+            "relu": [0.80, 0.82, 0.81],
+            "gelu": [0.83, 0.85, 0.84],  # +3 points at every seed: better.
+            "selu": [0.70, 0.90, 0.75],  # Noisy: a tie.
+            "crelu_half": [0.70, 0.72, 0.71],
+        }.items()
+        for seed, accuracy in enumerate(by_seed)
+    ]
+    values = figures.cifar_figures(runs)
+    assert values["cifar.vs_relu.gelu"].endswith(": better")
+    assert values["cifar.vs_relu.selu"].endswith(": tie")
+    assert values["cifar.verdicts"] == (
+        "against ReLU (81.00 ± 1.00%), paired by seed with 95% intervals over 3 seeds: "
+        "GELU (84.00 ± 1.00%) is better; SELU (78.33 ± 10.41%) ties; "
+        "CReLU with half the filters (71.00 ± 1.00%) is worse"
+    )
