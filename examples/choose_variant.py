@@ -35,6 +35,7 @@ from cifar10 import quiet  # noqa: E402
 if __name__ == "__main__":
     quiet.silence_tensorflow_logs()  # Before Keras is imported.
 
+import paired  # noqa: E402
 from cifar10 import model as model_lib  # noqa: E402
 from cifar10 import report  # noqa: E402
 from cifar10.train import write_text_atomically  # noqa: E402
@@ -91,27 +92,26 @@ PARAMETER_NOTES = {
     "crelu": "the next layers read twice the channels",
 }
 
+# Written so that no recommendation asserts an accuracy gap: the accuracy cell says, from the
+# paired interval, whether an arm is better than ReLU, worse, or tied with it.
 RECOMMENDATIONS = {
-    "relu": "The default: as accurate as the other one-kernel variants here, as cheap a "
-    "step as any, one native op everywhere.",
-    "leaky_relu": "ReLU's accuracy and export with a gradient below 0: for networks whose "
-    "ReLU units die (this batch-normalized CNN has none).",
-    "prelu": "Learns the slope for one weight per channel; no gain here for a slower step. "
-    "Native in TFLite, and in ONNX after `fuse_prelu`.",
-    "rrelu": "No gain here and a slower step (the random draw each training step); "
-    "a regularizer to try on small data sets, where Xu et al. 2015 found it helps.",
-    "elu": "No gain over ReLU here, with BatchNorm before every activation; Clevert et "
-    "al. 2015 propose it for networks without normalization.",
-    "selu": "Only for self-normalizing networks without BatchNorm (Klambauer et al. "
-    "2017); the least accurate full-width arm here.",
-    "relu6": "For mobile and quantized models: bounded outputs, fused into the "
-    "convolution, ReLU's accuracy.",
-    "crelu": "Among the most accurate here, for twice the parameters and at least twice "
-    "the step; with half the filters it is cheaper than ReLU and clearly behind it.",
-    "gelu": "The most accurate here (ahead of ReLU at both seeds, by about its seed "
-    "spread) for a slightly slower step; native in TFLite, several ops in ONNX.",
-    "swish": "Level with GELU within its seed spread, with no native TFLite or ONNX op: "
-    "take GELU unless a model was trained with Swish.",
+    "relu": "The default and the baseline the accuracy cells compare with: as cheap a step as "
+    "any, one native op everywhere.",
+    "leaky_relu": "ReLU's export with a gradient below 0: for networks whose ReLU units die "
+    "(this batch-normalized CNN has none).",
+    "prelu": "Learns the slope for one weight per channel, for a slower step. Native in "
+    "TFLite, and in ONNX after `fuse_prelu`.",
+    "rrelu": "A slower step (the random draw each training step); a regularizer to try on "
+    "small data sets, where Xu et al. 2015 found it helps.",
+    "elu": "Clevert et al. 2015 propose it for networks without normalization; this CNN has "
+    "BatchNorm before every activation.",
+    "selu": "Only for self-normalizing networks without BatchNorm (Klambauer et al. 2017).",
+    "relu6": "For mobile and quantized models: bounded outputs, fused into the convolution.",
+    "crelu": "Twice the parameters and about twice the step; with half the filters it is "
+    "cheaper than ReLU. The accuracy cell says what either buys.",
+    "gelu": "A slightly slower step; native in TFLite, several ops in ONNX. Take it where "
+    "its accuracy cell shows a gain over ReLU.",
+    "swish": "No native TFLite or ONNX op: take GELU unless a model was trained with Swish.",
 }
 
 
@@ -143,7 +143,8 @@ def markdown_table(runs, step, resistance):
     same_seeds = len(seeds) == 1
     seeds_text = f"{min(seeds)} seeds" if same_seeds else "seeds in brackets"
     lines = [
-        f"| variant | CIFAR-10 test accuracy, % (mean ± sd, {seeds_text}) | step time "
+        f"| variant | CIFAR-10 test accuracy, % (mean ± sd, {seeds_text}; against ReLU "
+        "paired by seed, 95% interval) | step time "
         "x ReLU | parameters added | resistance to dying | TFLite kernel | ONNX op "
         "| recommendation |",
         "|---|---|---|---|---|---|---|---|",
@@ -166,7 +167,10 @@ def markdown_table(runs, step, resistance):
             text = f"{100 * row['test_accuracy_mean']:.2f}"
             if row["seeds"] > 1:  # One seed has no spread.
                 text += f" ± {100 * row['test_accuracy_sd']:.2f}"
-            return text if same_seeds else f"{text} ({row['seeds']})"
+            text = text if same_seeds else f"{text} ({row['seeds']})"
+            if arm == "relu" or "relu" not in rows:
+                return text
+            return f"{text}, {_against_relu(row, rows['relu'])}"
 
         def step_ratio(arm):
             return f"{step[arm]['x_relu_paired']:.2f}x" if arm in step else "not measured"
@@ -204,6 +208,17 @@ def notes(runs, step_benchmark):
         "layer with its defaults, TensorFlow 2.21, TFLite builtins only, tf2onnx at opset "
         "17 (`tests/test_export.py` checks each entry)."
     )
+
+
+def _against_relu(row, relu):
+    """ "better", "worse" or "tie" against ReLU (examples/paired.py); "one seed" without one."""
+    difference = paired.paired_difference(
+        {run["seed"]: run["test_accuracy"] for run in row["runs"]},
+        {run["seed"]: run["test_accuracy"] for run in relu["runs"]},
+    )
+    if difference.low is None:
+        return "one seed"
+    return difference.verdict(same="tie")
 
 
 def _cell(op, note):

@@ -135,8 +135,22 @@ def _tie(difference):
     return difference.verdict(better="better", worse="worse", same="tie")
 
 
+STEP_TARGET = 1.05  # Performance's target: every non-CReLU arm within 5% of ReLU's step.
+
+
 def step_figures(benchmark):
-    return {f"step.{arm}": f"{row['x_relu_paired']:.2f}x" for arm, row in benchmark["arms"].items()}
+    """The CIFAR-10 CNN's SGD step against ReLU's (`benchmarks/results_cifar_model.json`)."""
+    ratios = {arm: row["x_relu_paired"] for arm, row in benchmark["arms"].items()}
+    figures = {f"step.{arm}": f"{ratio:.2f}x" for arm, ratio in ratios.items()}
+    missed = [
+        f"{NAMES[arm]} ({ratio:.2f}x)"
+        for arm, ratio in ratios.items()
+        if not arm.startswith("crelu") and ratio > STEP_TARGET
+    ]
+    figures["step.target"] = (
+        f"**missed** for {_series(missed)}" if missed else "met by every non-CReLU arm"
+    )
+    return figures
 
 
 # The dying-ReLU study.
@@ -183,6 +197,23 @@ def trained_figures(runs):
             figures[f"trained.vs_relu.{variant}.{_rate(lr)}"] = (
                 f"{difference.text(digits=1)}: {difference.verdict()}"
             )
+    warned, never = [], []
+    for variant in NAMES:
+        counts = [
+            (lr, sum(bool(run["dead_unit_warnings"]) for run in cells[variant, lr].values()))
+            for lr in rates
+            if (variant, lr) in cells
+        ]
+        if not counts:
+            continue
+        flagged = [f"{_rate(lr)} ({n}/{len(cells[variant, lr])})" for lr, n in counts if n]
+        if flagged:
+            warned.append(f"{NAMES[variant]} at {_series(flagged)}")
+        else:
+            never.append(NAMES[variant])
+    figures["trained.warned"] = (
+        f"warned (runs with a warning / runs) for {'; '.join(warned)}; never for {_series(never)}"
+    )
     return figures
 
 
@@ -225,15 +256,22 @@ def gradient_figures(runs):
             if r["variant"] == "relu" and r["learning_rate"] == lr and r.get("remedy") is None
         ]
         warned = [r["gradient_warnings"][0]["step"] for r in plain if r["gradient_warnings"]]
+        # DeadUnitMonitor measures at the end of each epoch: "Epoch 1: dead units above ...".
+        epochs = [
+            int(re.match(r"Epoch (\d+)", r["dead_unit_warnings"][0]).group(1))
+            * r["steps_per_epoch"]
+            for r in plain
+            if r["dead_unit_warnings"]
+        ]
         dying = [_first_dying_step(r) for r in plain]
         dying = [step for step in dying if step is not None]
-        if not (plain and warned and dying):
+        if not (plain and warned and dying and epochs):
             continue
-        epoch = plain[0]["steps_per_epoch"]
         figures[f"gradients.relu.{_rate(lr)}"] = (
             f"in ReLU's {len(plain)} runs at {_rate(lr)}, `GradientMonitor` warned at step "
             f"{_span(warned)} and `DeadUnitMonitor`, which measures once an epoch, at step "
-            f"{epoch}; a layer was already more than 20% dead at step {_span(dying)}"
+            f"{_span(epochs)}; the study's own check every {plain[0]['config']['every']} steps "
+            f"found a layer more than 20% dead from step {_span(dying)}"
         )
     return figures
 
@@ -271,10 +309,10 @@ def cures_figures(cure_runs, trained_runs):
         difference = paired.paired_difference(accuracy, relu)
         figures[f"cures.vs_relu.{arm}"] = (
             f"{_percent(_avg(accuracy))} against ReLU's "
-            f"{_percent(_avg({k: relu[k] for k in accuracy if k in relu}))}, "
-            f"{difference.text(digits=0).replace('seeds', 'runs')}: {difference.verdict()}"
+            f"{_percent(_avg({k: relu[k] for k in accuracy if k in relu}))} test accuracy, "
+            f"{difference.text(digits=0).replace('seeds', 'paired runs')}: {difference.verdict()}"
         )
-    figures["cures.best"] = f"{CURE_NAMES[best]} ({figures[f'cures.vs_relu.{best}']})"
+    figures["cures.best"] = f"{CURE_NAMES[best]}: {figures[f'cures.vs_relu.{best}']}"
     return figures
 
 

@@ -141,3 +141,24 @@ def test_cifar_verdicts_follow_the_intervals():
         "GELU (84.00 ± 1.00%) is better; SELU (78.33 ± 10.41%) ties; "
         "CReLU with half the filters (71.00 ± 1.00%) is worse"
     )
+
+
+def test_the_site_renders_the_figures_afresh():
+    """The documentation build's hook renders stale text with today's figures."""
+    pytest.importorskip("mkdocs")  # CI installs the docs extra with the test one.
+    pytest.importorskip("latex2mathml")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "keras_relu_docs", ROOT / "docs" / "_hooks" / "keras_relu_docs.py"
+    )
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+
+    class Page:
+        class file:
+            src_uri = "index.md"
+
+    stale = "Seeds: <!-- fig:cifar.seeds -->99<!-- /fig -->."
+    expected = f"Seeds: <!-- fig:cifar.seeds -->{figures.figures()['cifar.seeds']}<!-- /fig -->."
+    assert hook.on_page_markdown(stale, page=Page) == expected

@@ -84,13 +84,32 @@ def test_which_one_table_takes_every_figure_from_its_inputs():
     # Arms with different seed counts: each cell says its count; one seed has no spread.
     assert rows["relu"][1:3] == [f"{100 * _mean(relu):.2f} ± {100 * _sd(relu):.2f} (2)", "1.00x"]
     assert rows["prelu"][1:4] == [
-        f"{100 * relu[0]['test_accuracy']:.2f} (1)",
+        f"{100 * relu[0]['test_accuracy']:.2f} (1), one seed",
         "not measured",
         f"{1 - relu[0]['params']:+,} (one slope per channel)",
     ]
     assert rows["gelu"][1:3] == ["not run", "1.01x"]
     assert rows["leaky_relu"][4] == "keeps 97% of its units alive"
     assert rows["relu"][4] == "not measured yet"
+
+
+def test_which_one_table_says_better_only_when_the_paired_interval_excludes_0():
+    choose_variant = _choose_variant()
+    runs, _, _ = choose_variant.load_measurements()
+    relu = sorted((run for run in runs if run["arm"] == "relu"), key=lambda run: run["seed"])
+    shifted = [
+        {**run, "arm": "gelu", "test_accuracy": run["test_accuracy"] + shift}
+        for run, shift in zip(relu, [0.02, 0.021], strict=False)
+    ]
+    noisy = [
+        {**run, "arm": "elu", "test_accuracy": run["test_accuracy"] + shift}
+        for run, shift in zip(relu, [0.05, -0.01], strict=False)
+    ]
+    table = choose_variant.markdown_table(relu + shifted + noisy, {}, {})
+    rows = {line.split(" | ")[0].strip("| `"): line.split(" | ") for line in table.splitlines()[2:]}
+    assert rows["gelu"][1].endswith(", better")  # +2 points at each seed.
+    assert rows["elu"][1].endswith(", tie")  # +2 points on average, but -1 at one seed.
+    assert "," not in rows["relu"][1]
 
 
 def _mean(runs):
