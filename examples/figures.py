@@ -39,6 +39,11 @@ RESULTS = ROOT / "examples" / "results"
 CIFAR_RUNS = RESULTS / "full" / "runs"
 STUDY = RESULTS / "dying_relu"
 STEP_BENCHMARK = ROOT / "benchmarks" / "results_cifar_model.json"
+# Layer benchmarks (`benchmarks/bench_layers.py --json`): {figure prefix: file}.
+LAYER_BENCHMARKS = {
+    "layers": ROOT / "benchmarks" / "results_layers.json",
+    "prelu_eager_tf": ROOT / "benchmarks" / "results_prelu_eager_tf.json",
+}
 
 MARKER = re.compile(r"<!-- fig:([\w.\-]+) -->(.*?)<!-- /fig -->", re.S)
 
@@ -151,6 +156,30 @@ def step_figures(benchmark):
         f"**missed** for {_series(missed)}" if missed else "met by every non-CReLU arm"
     )
     return figures
+
+
+def layer_figures(prefix, rows):
+    """`bench_layers.py` rows: each implementation's time against the group's reference
+    (`.x_ref`: ms / the ReLU reference's ms) and the reference's against ours (`.x_ours`, the
+    file's `ours_speedup`: its ms / our layer's ms), as
+    `{prefix}.{backend}.{size}.{mode}.{layer}.{implementation}.x_ref`."""
+    groups = defaultdict(list)
+    for row in rows:
+        groups[row["backend"], row["size"], row["mode"], row["layer"]].append(row)
+    figures = {}
+    for key, group in groups.items():
+        reference = [row["ms"] for row in group if row["kind"] == "ref"]
+        for row in group:
+            name = f"{prefix}.{'.'.join(key)}.{_slug(row['impl'])}"
+            figures[f"{name}.x_ours"] = f"{row['ours_speedup']:.2f}x"
+            if reference:
+                figures[f"{name}.x_ref"] = f"{row['ms'] / reference[0]:.2f}x"
+    return figures
+
+
+def _slug(implementation):
+    """ "keras.layers.PReLU(shared_axes=[1, 2])" -> "keras_layers_prelu"."""
+    return re.sub(r"[^a-z0-9]+", "_", implementation.split("(")[0].lower()).strip("_")
 
 
 # The dying-ReLU study.
@@ -324,6 +353,11 @@ def figures():
     return {
         **cifar_figures(_load(CIFAR_RUNS)),
         **step_figures(json.loads(STEP_BENCHMARK.read_text())),
+        **{
+            name: text
+            for prefix, path in LAYER_BENCHMARKS.items()
+            for name, text in layer_figures(prefix, json.loads(path.read_text())).items()
+        },
         **trained_figures(study["trained"]),
         **born_dead_figures(study["born_dead"]),
         **gradient_figures(study["gradients"]),
