@@ -162,3 +162,38 @@ def test_the_site_renders_the_figures_afresh():
     stale = "Seeds: <!-- fig:cifar.seeds -->99<!-- /fig -->."
     expected = f"Seeds: <!-- fig:cifar.seeds -->{figures.figures()['cifar.seeds']}<!-- /fig -->."
     assert hook.on_page_markdown(stale, page=Page) == expected
+
+
+# Benchmark figures with no committed JSON behind them, only the tables of
+# benchmarks/RESULTS.md (each with its command, date and load): typed by hand, so each is
+# checked against that source. (page, text on the page, text in benchmarks/RESULTS.md)
+HAND_TYPED = [
+    ("docs/performance.md", "48 MiB against ReLU's 64 MiB", "48 MiB vs 64 MiB"),
+    ("docs/performance.md", "took 1787 ms and Philox 30.6 ms", "| 1787 |"),
+    (
+        "docs/performance.md",
+        "21.6 ms against Leaky ReLU's 7.3 ms",
+        "21.6 ms vs Leaky ReLU's 7.3 ms",
+    ),
+    ("docs/performance.md", "105 ms against 18.7 ms", "JAX 105 ms vs 18.7 ms"),
+    (
+        "docs/performance.md",
+        "1.1-1.3x its build on TensorFlow and 1.3-1.7x on JAX",
+        "1.1-1.3x on TensorFlow and 1.3-1.7x on JAX",
+    ),
+    (
+        "docs/swap.md",
+        "1.1-1.3x its build on TensorFlow and 1.3-1.7x on JAX",
+        "1.1-1.3x on TensorFlow and 1.3-1.7x on JAX",
+    ),
+    ("docs/performance.md", "(1.70x, 1.80x in other runs)", "TF 1.51x [1.70x, 1.80x;"),
+    ("docs/performance.md", "0.8-1.3x the memory-copy floor", "0.8-1.3x the copy floor"),
+]
+
+
+@pytest.mark.parametrize("page, on_page, in_source", HAND_TYPED)
+def test_hand_typed_benchmark_figures_match_their_source(page, on_page, in_source):
+    text = " ".join((ROOT / page).read_text().split())
+    source = " ".join((ROOT / "benchmarks" / "RESULTS.md").read_text().split())
+    assert on_page in text, f"{page} no longer says {on_page!r}: update HAND_TYPED"
+    assert in_source in source, f"benchmarks/RESULTS.md no longer says {in_source!r}"
