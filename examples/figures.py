@@ -71,8 +71,19 @@ CURE_NAMES = {
 }
 
 
-def _load(folder):
-    return [json.loads(path.read_text()) for path in sorted(Path(folder).glob("*.json"))]
+def _load(folder, *keys):
+    """The JSON files of `folder` that hold every one of `keys` (results, not summaries)."""
+    loaded = [json.loads(path.read_text()) for path in sorted(Path(folder).glob("*.json"))]
+    return [r for r in loaded if isinstance(r, dict) and all(key in r for key in keys)]
+
+
+# What makes two study runs the same protocol (other config entries, such as provenance,
+# may differ between parts).
+PROTOCOL = ("train_images", "test_images", "epochs", "batch_size", "optimizer")
+
+
+def _protocol(run):
+    return tuple(run["config"].get(key) for key in PROTOCOL)
 
 
 def _percent(value, digits=0):
@@ -216,6 +227,8 @@ def trained_figures(runs):
             f"{_percent(accuracy[low], 1)} ({NAMES[low]}) to "
             f"{_percent(accuracy[high], 1)} ({NAMES[high]})"
         )
+        if ("relu", lr) not in cells:
+            continue
         relu = {seed: run["test_accuracy"] for seed, run in cells["relu", lr].items()}
         figures[f"trained.relu_by_seed.{_rate(lr)}"] = _series(
             _percent(relu[seed]) for seed in sorted(relu, key=relu.get)
@@ -322,11 +335,12 @@ def cures_figures(cure_runs, trained_runs):
     """The cures part: each cure against plain ReLU (from trained/, the same protocol and
     seeds), over the rates where ReLU dies, paired by (rate, seed)."""
     rates = sorted({r["learning_rate"] for r in cure_runs if r["learning_rate"] > 3e-3})
-    config = cure_runs[0]["config"]
     relu = {
         (r["learning_rate"], r["seed"]): r["test_accuracy"]
         for r in trained_runs
-        if r["variant"] == "relu" and r["learning_rate"] in rates and r["config"] == config
+        if r["variant"] == "relu"
+        and r["learning_rate"] in rates
+        and _protocol(r) == _protocol(cure_runs[0])
     }
     arms = defaultdict(dict)
     for run in cure_runs:
@@ -348,10 +362,15 @@ def cures_figures(cure_runs, trained_runs):
 @functools.lru_cache(maxsize=1)
 def figures():
     """`{name: text}`: every figure, from the committed results."""
-    study = {part: _load(STUDY / part) for part in ("trained", "born_dead", "gradients")}
-    cures = [r for r in _load(STUDY / "cures") if "cure" in r]
+    run_keys = ("variant", "learning_rate", "seed", "test_accuracy", "config")
+    study = {
+        "trained": _load(STUDY / "trained", *run_keys, "history"),
+        "born_dead": _load(STUDY / "born_dead", "variant", "width", "depth", "born_dead"),
+        "gradients": _load(STUDY / "gradients", *run_keys, "gradient_warnings"),
+    }
+    cures = _load(STUDY / "cures", *run_keys, "cure")
     return {
-        **cifar_figures(_load(CIFAR_RUNS)),
+        **cifar_figures(_load(CIFAR_RUNS, "arm", "seed", "test_accuracy")),
         **step_figures(json.loads(STEP_BENCHMARK.read_text())),
         **{
             name: text

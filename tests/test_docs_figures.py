@@ -197,3 +197,49 @@ def test_hand_typed_benchmark_figures_match_their_source(page, on_page, in_sourc
     source = " ".join((ROOT / "benchmarks" / "RESULTS.md").read_text().split())
     assert on_page in text, f"{page} no longer says {on_page!r}: update HAND_TYPED"
     assert in_source in source, f"benchmarks/RESULTS.md no longer says {in_source!r}"
+
+
+def _study_run(variant, lr, seed, accuracy, dead=0.0, **extra):
+    config = {"train_images": 100, "test_images": 50, "epochs": 2, "batch_size": 10}
+    return {
+        "variant": variant,
+        "learning_rate": lr,
+        "seed": seed,
+        "test_accuracy": accuracy,
+        "config": {**config, "optimizer": "adam", "commit": f"c{seed}"},  # Provenance differs.
+        "history": {"dead_fraction": [0.0, dead], "inactive_fraction": [0.0, dead]},
+        "dead_unit_warnings": ["Epoch 1: dead units above 20%"] if dead > 0.2 else [],
+        **extra,
+    }
+
+
+def test_study_figures_word_each_comparison_from_its_interval():
+    """Five seeds, as the rerun study will have: PReLU ahead at every seed is "better";
+    RReLU ahead on average but not at every seed is "no difference shown"."""
+    relu = [0.10, 0.12, 0.30, 0.15, 0.20]
+    runs = [_study_run("relu", 0.01, s, a, dead=0.5) for s, a in enumerate(relu)]
+    runs += [_study_run("prelu", 0.01, s, a + 0.10) for s, a in enumerate(relu)]
+    runs += [
+        _study_run("rrelu", 0.01, s, a + d)
+        for s, (a, d) in enumerate(zip(relu, [0.3, -0.2, 0.3, -0.1, 0.2], strict=True))
+    ]
+    values = figures.trained_figures(runs)
+    assert values["trained.seeds"] == "5"
+    assert values["trained.vs_relu.prelu.1e-2"].endswith(": better")
+    assert values["trained.vs_relu.rrelu.1e-2"].endswith(": no difference shown")
+    assert values["trained.dead_fraction.relu.1e-2"] == "50%"
+    assert values["trained.relu_by_seed.1e-2"] == "10%, 12%, 15%, 20% and 30%"
+    assert values["trained.warned"] == (
+        "warned (runs with a warning / runs) for ReLU at 1e-2 (5/5); never for PReLU and RReLU"
+    )
+
+    cures = [
+        _study_run("relu", lr, s, a + 0.2, cure={"arm": "schedule"})
+        for lr in (0.01, 0.03)
+        for s, a in enumerate(relu)
+    ]
+    trained = runs + [_study_run("relu", 0.03, s, a) for s, a in enumerate(relu)]
+    values = figures.cures_figures(cures, trained)
+    assert values["cures.rates"] == "1e-2 and 3e-2"
+    assert values["cures.best"].startswith("a warm-up and cosine decay of the rate: 37% against")
+    assert values["cures.best"].endswith("10 paired runs): better")
