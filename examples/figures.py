@@ -137,8 +137,8 @@ def cifar_figures(runs):
             )
             parts.append(f"{_series(groups[verdict])} {verb}")
     figures["cifar.verdicts"] = (
-        f"against ReLU ({figures['cifar.acc.relu']}), paired by seed with 95% intervals "
-        f"over {seeds} seeds: " + "; ".join(parts)
+        f"paired by seed with 95% intervals over {seeds} seeds against ReLU "
+        f"({figures['cifar.acc.relu']}): " + "; ".join(parts)
     )
     return figures
 
@@ -310,10 +310,10 @@ def gradient_figures(runs):
         if not (plain and warned and dying and epochs):
             continue
         figures[f"gradients.relu.{_rate(lr)}"] = (
-            f"in ReLU's {len(plain)} runs at {_rate(lr)}, `GradientMonitor` warned at step "
-            f"{_span(warned)} and `DeadUnitMonitor`, which measures once an epoch, at step "
-            f"{_span(epochs)}; the study's own check every {plain[0]['config']['every']} steps "
-            f"found a layer more than 20% dead from step {_span(dying)}"
+            f"`GradientMonitor` warned at step {_span(warned)} of ReLU's {len(plain)} runs at "
+            f"{_rate(lr)}, `DeadUnitMonitor` (which measures once an epoch) at step "
+            f"{_span(epochs)}, and the study's own check every {plain[0]['config']['every']} "
+            f"steps first found a layer more than 20% dead at step {_span(dying)}"
         )
     return figures
 
@@ -351,8 +351,8 @@ def cures_figures(cure_runs, trained_runs):
     for arm, accuracy in arms.items():
         difference = paired.paired_difference(accuracy, relu)
         figures[f"cures.vs_relu.{arm}"] = (
-            f"{_percent(_avg(accuracy))} against ReLU's "
-            f"{_percent(_avg({k: relu[k] for k in accuracy if k in relu}))} test accuracy, "
+            f"{_percent(_avg(accuracy))} test accuracy against ReLU's "
+            f"{_percent(_avg({k: relu[k] for k in accuracy if k in relu}))}, "
             f"{difference.text(digits=0).replace('seeds', 'paired runs')}: {difference.verdict()}"
         )
     figures["cures.best"] = f"{CURE_NAMES[best]}: {figures[f'cures.vs_relu.{best}']}"

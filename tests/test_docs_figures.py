@@ -137,7 +137,7 @@ def test_cifar_verdicts_follow_the_intervals():
     assert values["cifar.vs_relu.gelu"].endswith(": better")
     assert values["cifar.vs_relu.selu"].endswith(": tie")
     assert values["cifar.verdicts"] == (
-        "against ReLU (81.00 ± 1.00%), paired by seed with 95% intervals over 3 seeds: "
+        "paired by seed with 95% intervals over 3 seeds against ReLU (81.00 ± 1.00%): "
         "GELU (84.00 ± 1.00%) is better; SELU (78.33 ± 10.41%) ties; "
         "CReLU with half the filters (71.00 ± 1.00%) is worse"
     )
@@ -241,5 +241,7 @@ def test_study_figures_word_each_comparison_from_its_interval():
     trained = runs + [_study_run("relu", 0.03, s, a) for s, a in enumerate(relu)]
     values = figures.cures_figures(cures, trained)
     assert values["cures.rates"] == "1e-2 and 3e-2"
-    assert values["cures.best"].startswith("a warm-up and cosine decay of the rate: 37% against")
+    assert values["cures.best"].startswith(
+        "a warm-up and cosine decay of the rate: 37% test accuracy against"
+    )
     assert values["cures.best"].endswith("10 paired runs): better")
