@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import keras_relu
+from keras_relu import diagnostics
 
 ROOT = Path(__file__).resolve().parents[1]
 ILLUSTRATIVE = "<!-- illustrative -->"
@@ -117,8 +118,9 @@ def run_blocks(name, text, namespace):
             continue
         with warnings.catch_warnings():
             # The monitors warn when a tiny, random run looks unhealthy: that is their job,
-            # not a failure of the example.
-            warnings.filterwarnings("ignore", module=r"keras_relu\.diagnostics")
+            # not a failure of the example. Any other warning fails it.
+            for category in (diagnostics.DeadUnitWarning, diagnostics.GradientWarning):
+                warnings.filterwarnings("ignore", category=category)
             try:
                 exec(compile(code, f"{name}:{line}", "exec"), namespace)
             except Exception as error:
