@@ -356,6 +356,17 @@ def cures_figures(cure_runs, trained_runs):
             f"{difference.text(digits=0).replace('seeds', 'paired runs')}: {difference.verdict()}"
         )
     figures["cures.best"] = f"{CURE_NAMES[best]}: {figures[f'cures.vs_relu.{best}']}"
+    for arm, accuracy in arms.items():  # Each rate alone, paired by seed.
+        for lr in rates:
+            at = {seed: a for (rate, seed), a in accuracy.items() if rate == lr}
+            base = {seed: a for (rate, seed), a in relu.items() if rate == lr}
+            if at and set(at) & set(base):
+                difference = paired.paired_difference(at, base)
+                figures[f"cures.vs_relu.{arm}.{_rate(lr)}"] = (
+                    f"{_percent(_avg(at))} test accuracy against ReLU's "
+                    f"{_percent(_avg({s: base[s] for s in at if s in base}))}, "
+                    f"{difference.text(digits=1)}: {difference.verdict()}"
+                )
     return figures
 
 

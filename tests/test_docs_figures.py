@@ -245,3 +245,4 @@ def test_study_figures_word_each_comparison_from_its_interval():
         "a warm-up and cosine decay of the rate: 37% test accuracy against"
     )
     assert values["cures.best"].endswith("10 paired runs): better")
+    assert values["cures.vs_relu.schedule.3e-2"].endswith("5 seeds): better")
