@@ -370,6 +370,36 @@ def cures_figures(cure_runs, trained_runs):
     return figures
 
 
+# Performance's targets: {figure: (the figure it judges, "at least" or "at most", bound)}.
+TARGETS = {
+    "target.prelu_eager_tf": (
+        "prelu_eager_tf.tensorflow.conv.eager_fwd.prelu.keras_layers_prelu.x_ours",
+        "at least",
+        2.0,
+    ),
+    "target.prelu_eager_jax": (
+        "layers.jax.conv.eager_fwd.prelu.keras_layers_prelu.x_ours",
+        "at least",
+        2.0,
+    ),
+    "target.prelu_compiled_tf": (
+        "layers.tensorflow.conv.jit_fwdbwd.prelu.keras_relu_prelu.x_ref",
+        "at most",
+        1.15,
+    ),
+}
+
+
+def target_figures(values):
+    """ "met" or "**missed**" for each of `TARGETS`, from the figures it judges."""
+    verdicts = {}
+    for name, (source, direction, bound) in TARGETS.items():
+        ratio = float(values[source].rstrip("x"))
+        met = ratio >= bound if direction == "at least" else ratio <= bound
+        verdicts[name] = "met" if met else "**missed**"
+    return verdicts
+
+
 @functools.lru_cache(maxsize=1)
 def figures():
     """`{name: text}`: every figure, from the committed results."""
@@ -380,7 +410,7 @@ def figures():
         "gradients": _load(STUDY / "gradients", *run_keys, "gradient_warnings"),
     }
     cures = _load(STUDY / "cures", *run_keys, "cure")
-    return {
+    values = {
         **cifar_figures(_load(CIFAR_RUNS, "arm", "seed", "test_accuracy")),
         **step_figures(json.loads(STEP_BENCHMARK.read_text())),
         **{
@@ -393,6 +423,7 @@ def figures():
         **gradient_figures(study["gradients"]),
         **cures_figures(cures, study["trained"]),
     }
+    return {**values, **target_figures(values)}
 
 
 def render(text, values=None, source="the page"):

@@ -188,7 +188,23 @@ HAND_TYPED = [
     ),
     ("docs/performance.md", "(1.70x, 1.80x in other runs)", "TF 1.51x [1.70x, 1.80x;"),
     ("docs/performance.md", "0.8-1.3x the memory-copy floor", "0.8-1.3x the copy floor"),
+    ("docs/export.md", "1.27x their time with 2 threads", "| 2 | 16.0 ms | 20.3 ms | 1.27 |"),
+    ("docs/export.md", "1.93x with 1", "| 1 | 13.2 ms | 25.6 ms | 1.93 |"),
+    ("docs/performance.md", "1.27x their time with 2 threads", "| 2 | 16.0 ms | 20.3 ms | 1.27 |"),
+    ("docs/performance.md", "1.93x with 1", "| 1 | 13.2 ms | 25.6 ms | 1.93 |"),
+    ("docs/backends.md", "about 60x faster", "| 1787 |"),
 ]
+
+
+def test_the_philox_speedup_is_the_ratio_of_the_committed_timings():
+    """docs/backends.md's "about 60x": Keras's default generator's time over Philox's, from
+    the table of benchmarks/RESULTS.md."""
+    source = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    default = re.search(
+        r'TF XLA `stateless_uniform\(alg="auto_select"\)`[^|]*\| ([\d.]+) \|', source
+    )
+    philox = re.search(r'TF XLA `alg="philox"`[^|]*\| ([\d.]+) \|', source)
+    assert float(default.group(1)) / float(philox.group(1)) == pytest.approx(60, rel=0.05)
 
 
 @pytest.mark.parametrize("page, on_page, in_source", HAND_TYPED)
@@ -246,3 +262,14 @@ def test_study_figures_word_each_comparison_from_its_interval():
     )
     assert values["cures.best"].endswith("10 paired runs): better")
     assert values["cures.vs_relu.schedule.3e-2"].endswith("5 seeds): better")
+
+
+def test_targets_are_judged_from_their_figures():
+    values = {source: "2.00x" for source, _, _ in figures.TARGETS.values()}
+    verdicts = figures.target_figures(values)
+    assert verdicts["target.prelu_eager_tf"] == "met"  # At least 2x: 2.00x meets it.
+    assert verdicts["target.prelu_compiled_tf"] == "**missed**"  # At most 1.15x.
+    values = {source: "1.10x" for source, _, _ in figures.TARGETS.values()}
+    verdicts = figures.target_figures(values)
+    assert verdicts["target.prelu_eager_jax"] == "**missed**"
+    assert verdicts["target.prelu_compiled_tf"] == "met"
