@@ -7,7 +7,8 @@ step 280 its dead units (on a fresh 256-image probe) are revived with each
 kernel entry's |update| is divided by the median |update| of the ordinary (not revived)
 entries of the same kernel. Printed per step: the median of that ratio over the revived
 incoming entries (the revived units' kernel columns) and over the revived outgoing
-entries (their rows in the next layer's kernel), with the 90th percentile in brackets.
+entries (their rows in the next layer's kernel), with the 90th percentile in brackets;
+and the same for the ordinary entries (median 1 by construction), for scale.
 
     python benchmarks/revival_step_sizes.py                      # CIFAR-10 if it is at hand
     python benchmarks/revival_step_sizes.py --random             # random images
@@ -26,7 +27,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "examples")]  # This checkout's keras_relu.
 
 from keras_relu import diagnostics  # noqa: E402
 
@@ -99,12 +101,13 @@ def measure(x, y, lr, at, steps, mode, seed):
         before = kernels(model)
         train(model, x, y, at + step, 1)
         after = kernels(model)
-        pooled = {"incoming": [], "outgoing": []}
+        pooled = {"incoming": [], "outgoing": [], "ordinary": []}
         for name, mask in masks.items():
             moved = np.abs(after[name] - before[name])
             if mask.all() or not mask.any():
                 continue
             ordinary = np.median(moved[~mask])
+            pooled["ordinary"].append(moved[~mask] / ordinary)
             for direction, entries in directions[name].items():
                 pooled[direction].append(moved[entries] / ordinary)
         rows.append(
@@ -116,6 +119,10 @@ def measure(x, y, lr, at, steps, mode, seed):
             }
         )
     return rows, {name: len(report.units.get(name, [])) for name in HIDDEN}
+
+
+def pooled_names():
+    return ("incoming", "outgoing", "ordinary")
 
 
 def main(argv=None):
@@ -139,10 +146,10 @@ def main(argv=None):
         for label, mode in MODES.items():
             rows, revived = measure(x, y, args.lr, at, args.steps, mode, args.seed)
             print(f"\nrevival at step {at}, reset_optimizer={label}: units revived {revived}")
-            print("step  incoming           outgoing")
+            print("step  incoming           outgoing           ordinary (for scale)")
             for step, row in enumerate(rows, 1):
-                cells = [f"{m:7.2f} [{p:7.2f}]" for m, p in (row["incoming"], row["outgoing"])]
-                print(f"{step:4d}  {cells[0]}  {cells[1]}")
+                cells = [f"{row[d][0]:7.2f} [{row[d][1]:7.2f}]" for d in pooled_names()]
+                print(f"{step:4d}  " + "  ".join(cells))
             for direction in ("incoming", "outgoing"):
                 medians = [row[direction][0] for row in rows]
                 span = f"{min(medians):.2f}-{max(medians):.2f}"

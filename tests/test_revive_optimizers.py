@@ -127,9 +127,9 @@ def test_state_that_holds_the_weights_follows_the_revival_in_every_mode(name, re
     """FTRL recomputes its weights from z, ScheduleFreeAdamW from its iterate: left
     as they were, the next step would undo the revival (FTRL: 35x the ordinary step)."""
     ratios = step_ratios(OPTIMIZERS[name](), reset_optimizer)
-    # Measured (JAX): at most 1.7 for keep and neighbors, 2.1 for "zero" (which
-    # restarts FTRL's accumulator: 6.2 on the outgoing weights).
-    assert ratios["incoming"] <= 3.0, ratios
+    # Measured: at most 1.7 for keep and neighbors; 2.1 (JAX) to 3.0 (TensorFlow) for
+    # "zero", which restarts FTRL's accumulator (6-8 on the outgoing weights).
+    assert ratios["incoming"] <= (3.0 if reset_optimizer != "zero" else 6.0), ratios
 
 
 @pytest.mark.parametrize("reset_optimizer", [True, "zero", False])
@@ -282,7 +282,7 @@ class _Custom(keras.optimizers.Optimizer):
 
 
 def test_unknown_optimizer_refused_by_the_default_reset_zero_and_keep_work():
-    model = mlp(_Custom(learning_rate=0.01))
+    model = mlp(_Custom(learning_rate=0.01, name="custom"))
     train(model, 2)
     hidden = model.get_layer("hidden")
     kill(hidden)

@@ -15,14 +15,15 @@ can learn again while the network computes the same function at that moment:
    gamma, beta, moving mean and moving variance reset from its initializers.
 3. Its outgoing weights are set to 0 in every layer that consumes it, so the
    model's outputs are unchanged.
-4. The optimizer's state for exactly the entries changed (Adam's moments, SGD's
-   momentum, any per-variable state) is reset to what a new optimizer starts from,
-   so that stale momentum does not push the unit back at once. Keras's Adam has one
-   step count for all entries, so its bias correction does not restart with them:
-   zeroed moments give the revived entries steps of several times the learning rate
-   for tens of steps (ReDo's code has the same). At high learning rates this kills
-   them again; `reset_optimizer=False` keeps their old moments (see the study,
-   docs/dying-relu/cures.md).
+4. The optimizer's state for exactly the entries changed is set so that their first
+   steps are no larger than their layer's ordinary ones (`reset_optimizer=True`):
+   first moments (momentum) to 0, second moments (Adam's v, RMSprop's and Adagrad's
+   accumulators, Adafactor's factored rows and columns) to the mean of the kept
+   entries of the same row, else column, of the same variable. Zeroing both, as ReDo's
+   code does (`reset_optimizer="zero"`), makes Keras's Adam, whose bias correction
+   uses one step count for all entries, step a revived entry by (1-b1)/sqrt(1-b2) =
+   3.16 learning rates from one gradient sample. docs/dying-relu/cures.md lists what
+   each of Keras's optimizers gets.
 
 Supported places: a `Dense` or `Conv1D`/`Conv2D`/`Conv3D` (channels last) with its
 activation inline (`Dense(64, activation="relu")`), or followed by an activation
@@ -594,8 +595,15 @@ def revive_dead_units(
             whole probe (the Leaky ReLU or PReLU units a ReLU would have lost).
             Their negative-side output, not 0, leaves the outputs with their
             outgoing weights. Default: False.
-        reset_optimizer: Reset the optimizer state (`model.optimizer`, once built) of
-            the changed entries (with Adam, see the module docstring). Default: True.
+        reset_optimizer: The optimizer state (`model.optimizer`, once built) of the
+            changed entries. True or "neighbors": first moments 0, second moments the
+            mean of their kept neighbours' (same row, else column), so their first steps
+            are their layer's ordinary ones; refuses optimizers that are not Keras's (or
+            subclasses) with a `ValueError`. "zero": as a new optimizer of the same
+            config starts (ReDo's code; any optimizer whose state has its variables'
+            shapes). False or "keep": left as it is. In every mode, FTRL's linear term
+            and ScheduleFreeAdamW's iterate follow the new weights (the weights are
+            recomputed from them). Default: True.
         seed: Seed of the new weights, or None to draw it from NumPy's global
             generator (`keras.utils.set_random_seed` seeds it). Default: None.
         batch_size: Batch size for an in-memory `probe`. Default: 256.
@@ -637,11 +645,21 @@ class ReviveDeadUnits(keras.callbacks.Callback):
             Default: None.
         threshold, revive_inactive, reset_optimizer, batch_size: As for
             `revive_dead_units`.
-        seed: Seed of the sequence of draws (each call draws anew), or None for
-            NumPy's global generator. Default: None.
+        seed: Seed of the sequence of draws (each call draws anew: the new weights, and
+            the probe sample), or None for NumPy's global generator. Default: None.
+        probe_size: Arrays (or a tuple or dict of arrays) of more rows than this are
+            scored on a new random sample of `probe_size` rows at each call, as ReDo
+            scores on a fresh batch; a dataset (`tf.data.Dataset`, `PyDataset`, torch
+            `DataLoader`) is read again at each call up to `probe_size` examples (a
+            shuffled one gives a new sample). None: the whole probe each time.
+            Default: 256.
+
+    Raises:
+        TypeError: For an iterator `probe` (a generator): the first call would use it
+            up. Materialize it, or pass the dataset it comes from.
 
     Example:
-    >>> reviver = keras_relu.diagnostics.ReviveDeadUnits(x_train[:256], every_n_batches=100)
+    >>> reviver = keras_relu.diagnostics.ReviveDeadUnits(x_train, every_n_batches=100, seed=0)
     >>> history = model.fit(x, y, epochs=5, callbacks=[reviver])
     >>> history.history["revived_units"]  # one value per epoch
     """
