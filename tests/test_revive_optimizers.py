@@ -326,6 +326,22 @@ def test_loss_scale_optimizer_is_looked_into():
     assert np.all(momentum[:, DEAD] == 0) and np.all(np.delete(momentum, DEAD, axis=1) != 0)
 
 
+def test_multi_optimizer_is_looked_into():
+    adam, sgd = OPT.Adam(1e-2), OPT.SGD(0.01, momentum=0.9)
+    model = mlp(OPT.MultiOptimizer(OPT.OptimizerMap(adam, {".*head.*": sgd})))
+    train(model, 3)
+    hidden, head = model.get_layer("hidden"), model.get_layer("head")
+    assert {
+        s.optimizer for s in _keras_integration.optimizer_slots(model.optimizer)[id(head.kernel)]
+    } == {sgd}
+    kill(hidden)
+    diagnostics.revive_dead_units(model, X[:256], seed=0)
+    adam_momentum = numpy(_slot(model, hidden.kernel, "_momentums"))
+    sgd_momentum = numpy(_slot(model, head.kernel, "momentums"))
+    assert np.all(adam_momentum[:, DEAD] == 0) and np.all(sgd_momentum[DEAD] == 0)
+    assert np.all(np.delete(sgd_momentum, DEAD, axis=0) != 0)
+
+
 # ---------------------------------------------------------------------------------------
 # The callback's probe: a fresh random sample of `probe_size` at each revival.
 
