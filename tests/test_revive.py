@@ -220,7 +220,7 @@ def test_optimizer_state_is_reset_for_exactly_the_changed_entries(optimizer, kin
             slot.assign(np.full(slot.shape, 7.0, "float32"))
             slots[slot.name] = (variable, slot)
 
-    diagnostics.revive_dead_units(model, INPUTS)
+    diagnostics.revive_dead_units(model, INPUTS, reset_optimizer="zero")
 
     changed = {
         id(hidden.kernel): np.zeros((6, 4), bool),
