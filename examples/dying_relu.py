@@ -99,7 +99,6 @@ FULL = {
         "momentum": 0.9,
         "probe_images": 1000,
         "gradient_probe_images": 512,
-        "probes": "random rows",  # Not the first rows: the data is stored class by class.
         "accuracy_images": 1000,
         "every": 4,
         "learning_rates": [1e-3, 3e-3, 1e-2, 3e-2],
@@ -267,6 +266,7 @@ def run_trained(variants, config, out, data_dir, cache_dir):
         subset(x_test, y_test, config["test_images"]),
     )
     run_config = {k: v for k, v in config.items() if k not in ("learning_rates", "seeds")}
+    run_config |= trained.protocol(config)
     for seed in config["seeds"]:
         for learning_rate in config["learning_rates"]:
             for variant in variants:
@@ -333,6 +333,7 @@ def run_cures(config, out, data_dir, cache_dir):
         if k
         not in ("learning_rates", "seeds", "arms", "clipnorm_healthy_lr", "relu_seeds", "clipnorm")
     }
+    run_config |= trained.protocol(config)
     clipnorm = _clipnorm(data, config, out)
     arms = [a for a in config["arms"] if a != "rai" or _rai_available()]
     if "rai" in config["arms"] and "rai" not in arms:
@@ -370,6 +371,7 @@ def run_gradients(variants, config, out, data_dir, cache_dir):
     )
     sweep = ("learning_rates", "seeds", "remedies", "remedy_variant", "remedy_learning_rate")
     run_config = {k: v for k, v in config.items() if k not in sweep}
+    run_config |= gradients.protocol(config)
     runs = []
     for seed in config["seeds"]:  # Each seed's sweep, then its remedies.
         runs += [
