@@ -269,10 +269,10 @@ def describe_probe(size, seed=PROBE_SEED, source="training"):
     return f"stratified, seed {seed}, {size} {source} images"
 
 
-def train_probe(x_train, y_train, size=PROBE_SIZE):
-    """The dead-unit probe: `size` training images (all, if fewer), stratified by class,
-    seed `PROBE_SEED`: the training set is stored class by class, its first rows one class."""
-    size = min(size, len(x_train))
+def train_probe(x_train, y_train, size=None):
+    """The dead-unit probe: `size` (default `PROBE_SIZE`) training images (all, if fewer),
+    stratified by class, seed `PROBE_SEED`: the training set is stored class by class."""
+    size = min(PROBE_SIZE if size is None else size, len(x_train))
     probe, _ = diagnostics.sample_probe(x_train, size, labels=y_train, seed=PROBE_SEED)
     return probe.astype("float32")
 
