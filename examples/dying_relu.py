@@ -180,8 +180,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--cells",
         default="*",
-        help="With --verify: a glob on the result file names, without .json "
-        "(e.g. 'relu_lr0.01_seed*'). Default: every cell of --part.",
+        help="With --verify: globs on the result file names, without .json, comma-separated "
+        "(e.g. 'relu_lr0.01_seed*,gelu_lr0.01_seed0'). Default: every cell of --part.",
     )
     parser.add_argument(
         "--tolerance",
@@ -528,12 +528,15 @@ def rerun_cell(part, stored, out, scratch, data_dir, cache_dir):
 
 
 def _cells(out, parts, pattern):
-    """`[(part, path)]`: the stored results of `parts` whose names match `pattern`."""
+    """`[(part, path)]`: the stored results of `parts` whose names match one of the
+    comma-separated globs of `pattern`."""
+    globs = pattern.split(",")
     return [
         (part, path)
         for part in parts
         for path in sorted((Path(out) / part).glob("*.json"))
-        if path.name != "gradient_norms.json" and fnmatch.fnmatch(path.stem, pattern)
+        if path.name != "gradient_norms.json"
+        and any(fnmatch.fnmatch(path.stem, glob) for glob in globs)
     ]
 
 
