@@ -215,3 +215,17 @@ def test_verify_refuses_another_backend_and_unknown_cells(study, capsys):
     assert f"REFUSED: made on {other}" in capsys.readouterr().out
     assert _verify(out, "--cells", "gelu_*") == 2
     assert "no results of trained match 'gelu_*'" in capsys.readouterr().err
+
+
+def test_the_comparison_report_says_which_probe_its_dead_unit_figures_came_from(tmp_path):
+    from cifar10 import report
+
+    old, new = {}, {"probe": train.describe_probe(512)}
+    assert report._probe_note([new], tmp_path) == "on stratified, seed 0, 512 training images"
+    assert report._probe_note([old, new], tmp_path).startswith("measured on one class (airplanes)")
+    figures = {"dead_fraction": 0.0, "sparsity": 0.25}
+    model = {"arm": "relu", "seed": 0, "stratified": figures, "airplanes": {"sparsity": 0.5}}
+    measured = {"probe": new["probe"], "models": {"relu_seed0": model}}
+    (tmp_path / "stratified_probe.json").write_text(json.dumps(measured))
+    note = report._probe_note([old], tmp_path)
+    assert "relu seed 0 0.000 and 0.250 (0.500 on airplanes)" in note
