@@ -46,7 +46,8 @@ def cure_settings(arm, clipnorm, config):
     settings = {"arm": arm}
     if arm in ("revive", "revive_keep_state"):
         settings.update(every_n_batches=REVIVE_EVERY, probe_images=REVIVE_PROBE, threshold=0.0)
-        settings["probe"] = trained.describe_probe(REVIVE_PROBE, REVIVE_PROBE_SEED)
+        size = min(REVIVE_PROBE, config["train_images"])  # All of a tiny test set.
+        settings["probe"] = trained.describe_probe(size, REVIVE_PROBE_SEED)
         if arm == "revive_keep_state":
             settings["reset_optimizer"] = False
     elif arm == "clipnorm":
@@ -83,9 +84,8 @@ def run_arm(arm, learning_rate, seed, data, config, clipnorm):
     reviver = None
     if arm in ("revive", "revive_keep_state"):
         (x_train, y_train), _ = data
-        probe, _ = diagnostics.sample_probe(
-            x_train, REVIVE_PROBE, labels=y_train, seed=REVIVE_PROBE_SEED
-        )
+        size = min(REVIVE_PROBE, len(x_train))
+        probe, _ = diagnostics.sample_probe(x_train, size, labels=y_train, seed=REVIVE_PROBE_SEED)
         reviver = diagnostics.ReviveDeadUnits(
             probe.astype("float32"),
             every_n_batches=REVIVE_EVERY,
