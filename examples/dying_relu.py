@@ -513,7 +513,7 @@ def rerun_cell(part, stored, out, scratch, data_dir, cache_dir):
         arm = stored["cure"]["arm"]
         config |= {"arms": [arm], "relu_seeds": [seed], "clipnorm_healthy_lr": 1e-3}
         clipnorm = _stored_clipnorm(stored, out)
-        if clipnorm is not None:
+        if clipnorm is not None or arm != "clipnorm":  # Only the clipnorm arm uses it.
             config["clipnorm"] = clipnorm
         run_cures(config, scratch, data_dir, cache_dir)
         return json.loads(cures_path(scratch, arm, learning_rate, seed).read_text())

@@ -229,3 +229,43 @@ def test_the_comparison_report_says_which_probe_its_dead_unit_figures_came_from(
     (tmp_path / "stratified_probe.json").write_text(json.dumps(measured))
     note = report._probe_note([old], tmp_path)
     assert "relu seed 0 0.000 and 0.250 (0.500 on airplanes)" in note
+
+
+def test_verify_reruns_a_cell_of_every_part(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(dying_relu.data_lib, "load", _synthetic_cifar)
+    sizes = {
+        "born_dead": {
+            "runs": 4, "init_runs": 4, "points": 8, "steps": 10, "learning_rate": 3e-3,
+            "seed": 0, "widths": [2], "depths": [3], "train_widths": [2], "train_depths": [3],
+        },
+        "trained": {**TRAINED, "learning_rates": [1e-3], "seeds": [0]},
+        "cures": {
+            **TRAINED, "learning_rates": [1e-3], "seeds": [0], "arms": ["revive", "clipnorm"],
+            "relu_seeds": [], "clipnorm": 1.0, "clipnorm_healthy_lr": 1e-3,
+        },
+        "gradients": {
+            **TRAINED, "gradient_probe_images": 20, "accuracy_images": 20, "every": 2,
+            "learning_rates": [1e-3], "seeds": [0], "remedies": ["clipnorm"],
+            "remedy_variant": "relu", "remedy_learning_rate": 1e-3,
+        },
+    }  # fmt: skip
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(sizes))
+    out = tmp_path / "results"
+    args = ["--config", str(config), "--out", str(out), "--variants", "relu"]
+    for part in ("all", "gradients"):  # "all" is born_dead, trained and cures.
+        assert dying_relu.main([*args, "--part", part]) == 0
+    capsys.readouterr()
+    verify = ["--verify", "--part", "all", "--out", str(out), "--data-dir", "unused"]
+    assert dying_relu.main(verify) == 0
+    printed = capsys.readouterr().out
+    for cell in (
+        "born_dead/relu_w2_d3",
+        "trained/relu_lr0.001_seed0",
+        "cures/revive_lr0.001_seed0",
+        "cures/clipnorm_lr0.001_seed0",
+        "gradients/relu_lr0.001_seed0 ",
+        "gradients/relu_lr0.001_seed0_clipnorm",
+    ):
+        assert cell in printed
+    assert "6 of 6 cells reproduced" in printed
