@@ -62,7 +62,7 @@ from dying import trained  # noqa: E402
 PARTS = ("born_dead", "trained", "cures", "gradients")
 # Config keys that say how a cell was measured (its probes), not its sizes: a stored
 # result measured otherwise is rerun and replaced, not refused.
-PROTOCOL_KEYS = ("probe", "revive_probe", "gradient_probe", "accuracy_probe", "probes")
+PROTOCOL_KEYS = ("probe", "gradient_probe", "accuracy_probe", "probes")  # "probes": an old one.
 TOLERANCE = 1e-6  # --verify's default: the runs are deterministic on one machine kind.
 VARIANTS = born_dead.VARIANTS  # The default set.
 ARMS = born_dead.ARMS  # Also accepted by --variants: ReLU with RAI (born_dead), crelu.
