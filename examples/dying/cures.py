@@ -3,7 +3,7 @@
 ```
 relu        plain ReLU (the baseline, rerun here for the time ratio)
 revive      + keras_relu.diagnostics.ReviveDeadUnits (threshold 0, every REVIVE_EVERY batches,
-              scored on the last REVIVE_PROBE training images)
+              scored on REVIVE_PROBE training images, stratified by class)
 revive_keep_state   the same with reset_optimizer=False: Adam's moments of the revived
               entries are kept (zeroed moments with Adam's global step count give them
               steps of several times the learning rate for tens of steps)
@@ -31,6 +31,7 @@ from . import trained
 ARMS = ("relu", "revive", "revive_keep_state", "clipnorm", "schedule", "rai", "leaky_relu", "prelu")
 REVIVE_EVERY = 40  # Batches: about twice per epoch (79 batches of 128 in 10,000 images).
 REVIVE_PROBE = 256  # ReDo's batch size for scoring.
+REVIVE_PROBE_SEED = 0  # One probe for every seed and rate: the revive arms are paired.
 # `clipnorm` (Keras clips each variable's gradient to it) is not a constant: `choose_clipnorm`
 # takes the median per-variable gradient norm of plain ReLU over its first epoch at a rate
 # where it trains well (1e-3), so typical gradients pass and a high rate's spikes are cut.
@@ -45,6 +46,8 @@ def cure_settings(arm, clipnorm, config):
     settings = {"arm": arm}
     if arm in ("revive", "revive_keep_state"):
         settings.update(every_n_batches=REVIVE_EVERY, probe_images=REVIVE_PROBE, threshold=0.0)
+        size = min(REVIVE_PROBE, config["train_images"])  # All of a tiny test set.
+        settings["probe"] = trained.describe_probe(size, REVIVE_PROBE_SEED)
         if arm == "revive_keep_state":
             settings["reset_optimizer"] = False
     elif arm == "clipnorm":
@@ -80,9 +83,11 @@ def run_arm(arm, learning_rate, seed, data, config, clipnorm):
     kwargs = {}
     reviver = None
     if arm in ("revive", "revive_keep_state"):
-        x_train = data[0][0]
+        (x_train, y_train), _ = data
+        size = min(REVIVE_PROBE, len(x_train))
+        probe, _ = diagnostics.sample_probe(x_train, size, labels=y_train, seed=REVIVE_PROBE_SEED)
         reviver = diagnostics.ReviveDeadUnits(
-            x_train[-REVIVE_PROBE:].astype("float32"),
+            probe.astype("float32"),
             every_n_batches=REVIVE_EVERY,
             reset_optimizer=arm == "revive",
             seed=seed,
