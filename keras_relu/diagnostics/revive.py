@@ -41,6 +41,7 @@ not 0; zeroing its outgoing weights removes that contribution from the outputs.
 """
 
 import numbers
+import warnings
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -184,6 +185,14 @@ class _Graph:
         return calls[0]
 
 
+def _data_inputs(inputs):
+    """`inputs` less the Keras masks that come with them: a layer that takes a mask
+    (`GlobalAveragePooling1D`, `BatchNormalization`) gets it as a second input
+    tensor, which selects positions and carries no unit's values."""
+    masks = {id(_keras_integration.keras_mask(tensor)) for tensor in inputs}
+    return [tensor for tensor in inputs if id(tensor) not in masks]
+
+
 def _plan_place(graph, name, units):
     """The producer, BatchNorm and consumers of place `name`, or `_Skip`."""
     if "/" in name:
@@ -198,6 +207,7 @@ def _plan_place(graph, name, units):
         raise _Skip("CReLU's units are pairs made from one input unit")
     batch_norm = None
     if isinstance(layer, dead_units._ACTIVATION_LAYER_TYPES):
+        inputs = _data_inputs(inputs)
         if len(inputs) != 1 or id(inputs[0]) not in graph.producer:
             raise _Skip(f"{name!r} does not take one layer's output")
         producer, producer_inputs, produced = graph.producer[id(inputs[0])]
@@ -235,7 +245,7 @@ def _follow(graph, layer, tensor, unit_of_row, consumers):
     for consumer, inputs, outputs in graph.consumers.get(id(tensor), []):
         graph.check_once(consumer)
         kind = f"{consumer.name!r} ({type(consumer).__name__})"
-        if len(inputs) != 1:
+        if len(_data_inputs(inputs)) != 1:
             raise _Skip(f"its output is combined with others in {kind}")
         if type(consumer) in _CONSUMERS:
             _check_editable(consumer, "consumer")
@@ -314,8 +324,9 @@ class _Reviver:
                 self.skipped[name] = str(reason)
 
     def scores(self, data, batch_size):
-        """`{place: (scores, inactive flags or None)}` on `data`, for editable places."""
-        totals, counts, positive = {}, {}, {}
+        """`{place: (scores, inactive flags or None)}` on `data`, for editable places,
+        `{place: examples with NaN or inf}` and the number of examples."""
+        totals, counts, positive, non_finite = {}, {}, {}, {}
         examples = 0
         for batch in dead_units._input_batches(data, batch_size):
             examples += len(keras.tree.flatten(batch)[0])
@@ -324,6 +335,7 @@ class _Reviver:
             outputs, inputs = self.probe.model(batch, training=False)
             for name in self.places:
                 y = ops.convert_to_numpy(outputs[name])
+                _count_non_finite(non_finite, name, y, inputs.get(name))
                 y = np.abs(y.reshape(-1, y.shape[-1]).astype("float64"))
                 totals[name] = totals.get(name, 0.0) + y.sum(axis=0)
                 counts[name] = counts.get(name, 0) + y.shape[0]
@@ -339,10 +351,29 @@ class _Reviver:
             scores = mean_abs / (mean_abs.mean() + _SCORE_EPSILON)
             inactive = ~positive[name] if name in positive else None
             result[name] = (scores, inactive)
-        return result
+        return result, {name: count for name, count in non_finite.items() if count}, examples
 
-    def revive(self, optimizer, data, threshold, revive_inactive, seed, batch_size):
-        scores = self.scores(data, batch_size)
+    def revive(
+        self, optimizer, data, threshold, revive_inactive, seed, batch_size, on_non_finite="raise"
+    ):
+        scores, non_finite, examples = self.scores(data, batch_size)
+        skipped = dict(self.skipped)
+        if non_finite:
+            # NaN <= threshold is False: every unit there would look alive.
+            message = dead_units._non_finite_message(non_finite, examples)
+            if on_non_finite == "raise":
+                raise ValueError(
+                    f"{message}: their units cannot be scored, and nothing was changed. "
+                    "Look for NaN or inf in the probe and in the model's weights."
+                )
+            warnings.warn(
+                f"{message}: those places are not revived at this call.",
+                dead_units.NonFiniteProbeWarning,
+                stacklevel=3,
+            )
+            for name in non_finite:
+                del scores[name]
+                skipped[name] = "the probe gives NaN or inf there"
         rng = np.random.default_rng(seed if seed is not None else np.random.randint(2**31))
         chosen = {}
         for name, (score, inactive) in scores.items():
@@ -365,7 +396,7 @@ class _Reviver:
         for key, variable in edits.variables.items():
             variable.assign(edits.values[key].astype(variable.dtype))
         units = {name: [int(u) for u in indices] for name, indices in chosen.items()}
-        return RevivalReport(units, dict(self.skipped))
+        return RevivalReport(units, skipped)
 
     @staticmethod
     def _redraw_incoming(place, units, edits, rng):
@@ -412,6 +443,15 @@ class _Reviver:
                     start = ops.convert_to_numpy(starts[kind].value)
                 value[mask] = start[mask]
                 slot.assign(value.astype(slot.dtype))
+
+
+def _count_non_finite(counts, name, y, x):
+    """Adds to `counts[name]` the examples whose `y` or `x` holds NaN or inf."""
+    bad = ~np.isfinite(y.reshape(len(y), -1)).all(axis=1)
+    if x is not None:
+        x = ops.convert_to_numpy(x)
+        bad |= ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    counts[name] = counts.get(name, 0) + int(bad.sum())
 
 
 def _check_arguments(threshold, revive_inactive, seed, batch_size):
@@ -487,6 +527,11 @@ def revive_dead_units(
         edit (named as `activation_stats` names them), with `.units` (the indices),
         `.skipped` (`{place: reason}` for the places left alone) and `.total`.
 
+    Raises:
+        ValueError: Where an editable place's input or output holds NaN or inf on
+            `probe` (naming the places and how many examples), before any change:
+            NaN scores as alive, so a single NaN example would revive nothing.
+
     Example:
     >>> report = keras_relu.diagnostics.revive_dead_units(model, x_train[:256])
     >>> report, report.skipped
@@ -510,6 +555,9 @@ class ReviveDeadUnits(keras.callbacks.Callback):
     Batch logs get the same figures for the batch at which it revives. List a
     `DeadUnitMonitor` before this callback to measure what training left dead, not
     what revival left. `reports` holds `(epoch, batch or None, RevivalReport)` per call.
+    Where the probe gives NaN or inf at a place (a NaN in the probe, or weights gone
+    NaN), a `NonFiniteProbeWarning` names it, that place is left alone at that call
+    (in the report's `skipped`), and training goes on (`revive_dead_units` raises).
 
     Args:
         probe: The inputs to score units on (see `revive_dead_units`).
@@ -583,6 +631,7 @@ class ReviveDeadUnits(keras.callbacks.Callback):
             self.revive_inactive,
             int(self._rng.integers(2**31)),
             self.batch_size,
+            on_non_finite="warn",
         )
         self.reports.append((self._epoch, batch, report))
         for name, count in report.items():
