@@ -483,7 +483,8 @@ def install(
     global _crelu_function, _crelu_layer, _shape_classes, _fixed_width_classes
     global _weight_initializer
     _crelu_function, _crelu_layer = crelu_function, crelu_layer
-    _weight_initializer = weight_initializer
+    if weight_initializer is not None:  # A later call without one keeps it.
+        _weight_initializer = weight_initializer
     _register_activation_names(functions_by_name)
     _register_initializer_names(initializers_by_name or {})
     _check_tensorflow_uniform()

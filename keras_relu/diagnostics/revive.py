@@ -1,7 +1,7 @@
 """Bringing dead units back to life: ReDo's recycling (Sokar et al., ICML 2023).
 
 A unit whose activation is (nearly) zero on a probe batch is recycled so that it
-can learn again while the network computes the same function at that moment:
+can learn again while the network's outputs on the probe stay what they were:
 
 1. Its score (ReDo's) is its mean |output| over the probe (and over positions, for
    a convolution's channel) divided by the mean of that figure over its layer's
@@ -14,7 +14,7 @@ can learn again while the network computes the same function at that moment:
    A `BatchNormalization` between the producer and the activation gets that unit's
    gamma, beta, moving mean and moving variance reset from its initializers.
 3. Its outgoing weights are set to 0 in every layer that consumes it, so the
-   model's outputs are unchanged.
+   model's outputs on the probe are unchanged.
 4. The optimizer's state for exactly the entries changed (Adam's moments, SGD's
    momentum, any per-variable state) is reset to what a new optimizer starts from,
    so that stale momentum does not push the unit back at once. Keras's Adam has one
@@ -30,14 +30,20 @@ layer, optionally through a `BatchNormalization` on the last axis. Its output ma
 reach its consumers (`Dense` and the same convolutions, groups=1) through Dropout,
 noise, pooling, global pooling, `Flatten` and `Reshape` where each index of the
 consumer's input axis still holds one unit (Flatten interleaves the channels:
-unit c of C is every index f with f % C == c). Any other producer or consumer (a
-residual `Add`, attention, concatenation, a subclassed block, a recurrent layer), a
-layer called more than once, a layer inside a nested model, a model output, CReLU:
-that place is skipped whole, with the reason in the report; never a partial edit.
+unit c of C is every index f with f % C == c). A Keras mask that such a layer takes
+as a second input (`GlobalAveragePooling1D` after `Embedding(mask_zero=True)`) is
+not a data input. Scores are taken over every position, padding included. Any other
+producer or consumer (a residual `Add`, attention, concatenation, a subclassed block, a
+recurrent layer), a layer called more than once, a layer inside a nested model, a model
+output, CReLU: that place is skipped whole, with the reason in the report; never a
+partial edit.
 
-The outputs are unchanged for units whose output is exactly 0. An inactive unit of a
-Leaky ReLU or PReLU (`revive_inactive=True`) still outputs its negative side, small but
-not 0; zeroing its outgoing weights removes that contribution from the outputs.
+What is kept is the outputs on the probe, for units whose output is exactly 0 there.
+A unit dead on the probe may be alive on other inputs, where its contribution is gone:
+outputs on held-out data can move (docs/dying-relu/cures.md measures how far). An
+inactive unit of a Leaky ReLU or PReLU (`revive_inactive=True`) still outputs its
+negative side, small but not 0; zeroing its outgoing weights removes that contribution
+from the outputs.
 """
 
 import numbers
@@ -503,8 +509,9 @@ def revive_dead_units(
     Each unit whose ReDo score on `probe` (its mean |output| over its layer's mean)
     is <= `threshold` gets new incoming weights from its layer's initializers, zero
     outgoing weights, and a fresh optimizer state for those entries. The model's
-    outputs are unchanged by the call (for units whose output was 0); the revived
-    units can learn again.
+    outputs on `probe` are unchanged by the call (for units whose output was 0 there;
+    on other inputs, where such a unit fired, they can move); the revived units can
+    learn again.
 
     Args:
         model: A built Functional or Sequential model.
