@@ -48,6 +48,11 @@ later with a wrong model:
 9. `compute_loss`, for `diagnostics.GradientMonitor`: a model's compiled loss as
    `train_step` computes it, through `Trainer._compute_loss`, which passes
    `training` only to a `compute_loss` override that accepts it (added in Keras 3.3).
+10. `Layer.add_weight` hands the layer and the weight's name to a function of ours
+   before Keras draws the weight, so that `RandomizedAsymmetric` learns where the
+   output units of that kernel lie (Keras gives an initializer only the shape; its
+   `EinsumDense` does the same for `VarianceScaling`'s `input_axes`/`output_axes`).
+   Every other initializer passes through unchanged.
 """
 
 import contextlib
@@ -82,6 +87,8 @@ _PATCHED = "_keras_relu_patched"
 # that `activations` and `layers` can import it: the package's lowest layer).
 _crelu_function = None
 _crelu_layer = None
+# Set by `install`: `(layer, weight name, initializer) -> initializer`, or None.
+_weight_initializer = None
 _shape_classes = ()
 _fixed_width_classes = ()
 
@@ -460,6 +467,30 @@ def _wrap_setattr():
     layer_class.__setattr__ = __setattr__
 
 
+def _wrap_add_weight():
+    layer_class = keras.layers.Layer
+    if getattr(layer_class.add_weight, _PATCHED, False):
+        return
+    original = vars(layer_class).get("add_weight")
+    if original is None or not {"initializer", "name"} <= set(
+        inspect.signature(original).parameters
+    ):
+        _fail("keras.layers.Layer.add_weight no longer takes `initializer` and `name`")
+
+    @functools.wraps(original)
+    def add_weight(self, *args, **kwargs):
+        if _weight_initializer is not None:
+            name = kwargs.get("name")
+            if len(args) > 1:  # Keras 2's positional `(shape, initializer, ...)`.
+                args = (args[0], _weight_initializer(self, name, args[1]), *args[2:])
+            elif kwargs.get("initializer") is not None:
+                kwargs["initializer"] = _weight_initializer(self, name, kwargs["initializer"])
+        return original(self, *args, **kwargs)
+
+    setattr(add_weight, _PATCHED, True)
+    layer_class.add_weight = add_weight
+
+
 def _wrap_init(cls):
     """Channels-first convolutions: CReLU would double the width, not the channels."""
     original = cls.__init__
@@ -526,7 +557,13 @@ def _register_initializer_names(classes_by_name):
             _fail("keras.initializers.get no longer reads ALL_OBJECTS_DICT")
 
 
-def install(functions_by_name, crelu_function, crelu_layer, initializers_by_name=None):
+def install(
+    functions_by_name,
+    crelu_function,
+    crelu_layer,
+    initializers_by_name=None,
+    weight_initializer=None,
+):
     """Makes `activation=<name>` work for each name Keras lacks, and CReLU's shapes
     declared or refused (see the module docstring), and `kernel_initializer=<name>`
     for our initializers. Idempotent.
@@ -536,9 +573,14 @@ def install(functions_by_name, crelu_function, crelu_layer, initializers_by_name
         crelu_function: `keras_relu.activations.crelu`.
         crelu_layer: `keras_relu.layers.CReLU`.
         initializers_by_name: `{name: initializer class}`. Default: None (none).
+        weight_initializer: `(layer, weight name, initializer) -> initializer`, what
+            `Layer.add_weight` draws with. Default: None (the initializer as given).
     """
     global _crelu_function, _crelu_layer, _shape_classes, _fixed_width_classes
+    global _weight_initializer
     _crelu_function, _crelu_layer = crelu_function, crelu_layer
+    if weight_initializer is not None:  # A later call without one keeps it.
+        _weight_initializer = weight_initializer
     _register_activation_names(functions_by_name)
     _register_initializer_names(initializers_by_name or {})
     _check_tensorflow_uniform()
@@ -551,3 +593,4 @@ def install(functions_by_name, crelu_function, crelu_layer, initializers_by_name
             _wrap_init(cls)
             _wrap_compute_output_shape(cls)
     _wrap_setattr()
+    _wrap_add_weight()

@@ -1,7 +1,7 @@
 """Bringing dead units back to life: ReDo's recycling (Sokar et al., ICML 2023).
 
 A unit whose activation is (nearly) zero on a probe batch is recycled so that it
-can learn again while the network computes the same function at that moment:
+can learn again while the network's outputs on the probe stay what they were:
 
 1. Its score (ReDo's) is its mean |output| over the probe (and over positions, for
    a convolution's channel) divided by the mean of that figure over its layer's
@@ -14,7 +14,7 @@ can learn again while the network computes the same function at that moment:
    A `BatchNormalization` between the producer and the activation gets that unit's
    gamma, beta, moving mean and moving variance reset from its initializers.
 3. Its outgoing weights are set to 0 in every layer that consumes it, so the
-   model's outputs are unchanged.
+   model's outputs on the probe are unchanged.
 4. The optimizer's state for exactly the entries changed is set so that their first
    steps are no larger than their layer's ordinary ones (`reset_optimizer=True`):
    first moments (momentum) to 0, second moments (Adam's v, RMSprop's and Adagrad's
@@ -31,18 +31,25 @@ layer, optionally through a `BatchNormalization` on the last axis. Its output ma
 reach its consumers (`Dense` and the same convolutions, groups=1) through Dropout,
 noise, pooling, global pooling, `Flatten` and `Reshape` where each index of the
 consumer's input axis still holds one unit (Flatten interleaves the channels:
-unit c of C is every index f with f % C == c). Any other producer or consumer (a
-residual `Add`, attention, concatenation, a subclassed block, a recurrent layer), a
-layer called more than once, a layer inside a nested model, a model output, CReLU:
-that place is skipped whole, with the reason in the report; never a partial edit.
+unit c of C is every index f with f % C == c). A Keras mask that such a layer takes
+as a second input (`GlobalAveragePooling1D` after `Embedding(mask_zero=True)`) is
+not a data input. Scores are taken over every position, padding included. Any other
+producer or consumer (a residual `Add`, attention, concatenation, a subclassed block, a
+recurrent layer), a layer called more than once, a layer inside a nested model, a model
+output, CReLU: that place is skipped whole, with the reason in the report; never a
+partial edit.
 
-The outputs are unchanged for units whose output is exactly 0. An inactive unit of a
-Leaky ReLU or PReLU (`revive_inactive=True`) still outputs its negative side, small but
-not 0; zeroing its outgoing weights removes that contribution from the outputs.
+What is kept is the outputs on the probe, for units whose output is exactly 0 there.
+A unit dead on the probe may be alive on other inputs, where its contribution is gone:
+outputs on held-out data can move (docs/dying-relu/cures.md measures how far). An
+inactive unit of a Leaky ReLU or PReLU (`revive_inactive=True`) still outputs its
+negative side, small but not 0; zeroing its outgoing weights removes that contribution
+from the outputs.
 """
 
 import collections.abc
 import numbers
+import warnings
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -187,6 +194,14 @@ class _Graph:
         return calls[0]
 
 
+def _data_inputs(inputs):
+    """`inputs` less the Keras masks that come with them: a layer that takes a mask
+    (`GlobalAveragePooling1D`, `BatchNormalization`) gets it as a second input
+    tensor, which selects positions and carries no unit's values."""
+    masks = {id(_keras_integration.keras_mask(tensor)) for tensor in inputs}
+    return [tensor for tensor in inputs if id(tensor) not in masks]
+
+
 def _plan_place(graph, name, units):
     """The producer, BatchNorm and consumers of place `name`, or `_Skip`."""
     if "/" in name:
@@ -201,6 +216,7 @@ def _plan_place(graph, name, units):
         raise _Skip("CReLU's units are pairs made from one input unit")
     batch_norm = None
     if isinstance(layer, dead_units._ACTIVATION_LAYER_TYPES):
+        inputs = _data_inputs(inputs)
         if len(inputs) != 1 or id(inputs[0]) not in graph.producer:
             raise _Skip(f"{name!r} does not take one layer's output")
         producer, producer_inputs, produced = graph.producer[id(inputs[0])]
@@ -238,7 +254,7 @@ def _follow(graph, layer, tensor, unit_of_row, consumers):
     for consumer, inputs, outputs in graph.consumers.get(id(tensor), []):
         graph.check_once(consumer)
         kind = f"{consumer.name!r} ({type(consumer).__name__})"
-        if len(inputs) != 1:
+        if len(_data_inputs(inputs)) != 1:
             raise _Skip(f"its output is combined with others in {kind}")
         if type(consumer) in _CONSUMERS:
             _check_editable(consumer, "consumer")
@@ -317,8 +333,9 @@ class _Reviver:
                 self.skipped[name] = str(reason)
 
     def scores(self, data, batch_size):
-        """`{place: (scores, inactive flags or None)}` on `data`, for editable places."""
-        totals, counts, positive = {}, {}, {}
+        """`{place: (scores, inactive flags or None)}` on `data`, for editable places,
+        `{place: examples with NaN or inf}` and the number of examples."""
+        totals, counts, positive, non_finite = {}, {}, {}, {}
         examples = 0
         for batch in dead_units._input_batches(data, batch_size):
             examples += len(keras.tree.flatten(batch)[0])
@@ -327,6 +344,7 @@ class _Reviver:
             outputs, inputs = self.probe.model(batch, training=False)
             for name in self.places:
                 y = ops.convert_to_numpy(outputs[name])
+                _count_non_finite(non_finite, name, y, inputs.get(name))
                 y = np.abs(y.reshape(-1, y.shape[-1]).astype("float64"))
                 totals[name] = totals.get(name, 0.0) + y.sum(axis=0)
                 counts[name] = counts.get(name, 0) + y.shape[0]
@@ -342,12 +360,37 @@ class _Reviver:
             scores = mean_abs / (mean_abs.mean() + _SCORE_EPSILON)
             inactive = ~positive[name] if name in positive else None
             result[name] = (scores, inactive)
-        return result
+        return result, {name: count for name, count in non_finite.items() if count}, examples
 
     def revive(
-        self, optimizer, data, threshold, revive_inactive, seed, batch_size, reset="neighbors"
+        self,
+        optimizer,
+        data,
+        threshold,
+        revive_inactive,
+        seed,
+        batch_size,
+        reset="neighbors",
+        on_non_finite="raise",
     ):
-        scores = self.scores(data, batch_size)
+        scores, non_finite, examples = self.scores(data, batch_size)
+        skipped = dict(self.skipped)
+        if non_finite:
+            # NaN <= threshold is False: every unit there would look alive.
+            message = dead_units._non_finite_message(non_finite, examples)
+            if on_non_finite == "raise":
+                raise ValueError(
+                    f"{message}: their units cannot be scored, and nothing was changed. "
+                    "Look for NaN or inf in the probe and in the model's weights."
+                )
+            warnings.warn(
+                f"{message}: those places are not revived at this call.",
+                dead_units.NonFiniteProbeWarning,
+                stacklevel=3,
+            )
+            for name in non_finite:
+                del scores[name]
+                skipped[name] = "the probe gives NaN or inf there"
         rng = np.random.default_rng(seed if seed is not None else np.random.randint(2**31))
         chosen = {}
         for name, (score, inactive) in scores.items():
@@ -370,7 +413,7 @@ class _Reviver:
         for key, variable in edits.variables.items():
             variable.assign(edits.values[key].astype(variable.dtype))
         units = {name: [int(u) for u in indices] for name, indices in chosen.items()}
-        return RevivalReport(units, dict(self.skipped))
+        return RevivalReport(units, skipped)
 
     @staticmethod
     def _redraw_incoming(place, units, edits, rng):
@@ -514,6 +557,15 @@ def _reset_optimizer(optimizer, edits, mode):
         slot.assign(value.astype(slot.dtype))
 
 
+def _count_non_finite(counts, name, y, x):
+    """Adds to `counts[name]` the examples whose `y` or `x` holds NaN or inf."""
+    bad = ~np.isfinite(y.reshape(len(y), -1)).all(axis=1)
+    if x is not None:
+        x = ops.convert_to_numpy(x)
+        bad |= ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    counts[name] = counts.get(name, 0) + int(bad.sum())
+
+
 def _check_arguments(threshold, revive_inactive, seed, batch_size):
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
         raise TypeError(f"`threshold` must be a number. Received: threshold={threshold!r}")
@@ -582,8 +634,9 @@ def revive_dead_units(
     Each unit whose ReDo score on `probe` (its mean |output| over its layer's mean)
     is <= `threshold` gets new incoming weights from its layer's initializers, zero
     outgoing weights, and a fresh optimizer state for those entries. The model's
-    outputs are unchanged by the call (for units whose output was 0); the revived
-    units can learn again.
+    outputs on `probe` are unchanged by the call (for units whose output was 0 there;
+    on other inputs, where such a unit fired, they can move); the revived units can
+    learn again.
 
     Args:
         model: A built Functional or Sequential model.
@@ -613,6 +666,11 @@ def revive_dead_units(
         edit (named as `activation_stats` names them), with `.units` (the indices),
         `.skipped` (`{place: reason}` for the places left alone) and `.total`.
 
+    Raises:
+        ValueError: Where an editable place's input or output holds NaN or inf on
+            `probe` (naming the places and how many examples), before any change:
+            NaN scores as alive, so a single NaN example would revive nothing.
+
     Example:
     >>> report = keras_relu.diagnostics.revive_dead_units(model, x_train[:256])
     >>> report, report.skipped
@@ -637,6 +695,9 @@ class ReviveDeadUnits(keras.callbacks.Callback):
     Batch logs get the same figures for the batch at which it revives. List a
     `DeadUnitMonitor` before this callback to measure what training left dead, not
     what revival left. `reports` holds `(epoch, batch or None, RevivalReport)` per call.
+    Where the probe gives NaN or inf at a place (a NaN in the probe, or weights gone
+    NaN), a `NonFiniteProbeWarning` names it, that place is left alone at that call
+    (in the report's `skipped`), and training goes on (`revive_dead_units` raises).
 
     Args:
         probe: The inputs to score units on (see `revive_dead_units`).
@@ -742,6 +803,7 @@ class ReviveDeadUnits(keras.callbacks.Callback):
             int(self._rng.integers(2**31)),
             self.batch_size,
             self.reset_optimizer,
+            on_non_finite="warn",
         )
         self.reports.append((self._epoch, batch, report))
         for name, count in report.items():
