@@ -25,7 +25,6 @@ exists: a partial run gives a partial report) and writes:
   ```
 """
 
-import json
 import os
 import time
 from collections import defaultdict
@@ -36,6 +35,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from cifar10.cli import read_result  # noqa: E402
 from cifar10.report import kept_preface  # noqa: E402
 from cifar10.train import write_json_atomically  # noqa: E402
 from cifar10.train import write_text_atomically  # noqa: E402
@@ -54,7 +54,8 @@ KEEPS_TRAINING = 0.9  # "Keeps training": top-lr accuracy at least this share of
 
 
 def _load(folder):
-    return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
+    """The result files in `folder`; `cli.ResultFileError` (a ValueError) names a damaged one."""
+    return [read_result(p, redo="rerun that result") for p in sorted(Path(folder).glob("*.json"))]
 
 
 def _order(names):
@@ -738,7 +739,7 @@ def write_report(out_dir, markdown_path=None):
     cure_runs = [r for r in cure_runs if "cure" in r]
     cures, timing = cures_table(cure_runs, _load(out_dir / "trained")) if cure_runs else ({}, {})
     norms_path = out_dir / "cures" / "gradient_norms.json"
-    norms = json.loads(norms_path.read_text()) if norms_path.exists() else None
+    norms = read_result(norms_path, redo="measure it again") if norms_path.exists() else None
     if cures:
         plot_cures(cures, plots / "cures.png")
         written.append(plots / "cures.png")
