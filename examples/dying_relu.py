@@ -199,7 +199,8 @@ def load_config(path):
             f"{path} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise argparse.ArgumentTypeError(f"cannot read {path}: {error}") from None
+        reason = getattr(error, "strerror", None) or error
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {reason}") from None
     if not isinstance(sizes, dict) or not sizes:
         raise argparse.ArgumentTypeError(
             f"{path} must hold a JSON object of parts {sorted(FULL)}. Received: {sizes!r:.80}"
@@ -277,7 +278,7 @@ def _existing(path, config):
     or if it is not a whole result (`cli.ResultFileError`, a ValueError)."""
     if not path.exists():
         return None
-    stored = cli.read_result(path, ("config",), redo=RERUN)
+    stored = cli.read_result(path, report.RESULT_KEYS[path.parent.name], redo=RERUN)
     if stored["config"] != config:
         raise ValueError(
             f"{path} was made with {stored['config']}, not {config}: use another --out."
@@ -342,7 +343,7 @@ def _clipnorm(data, config, out):
     """The clipnorm from plain ReLU's gradient norms, measured once and stored."""
     if "clipnorm" in config:  # Given, not measured (the measurement uses jax.grad).
         return config["clipnorm"]
-    path = Path(out) / "cures" / "gradient_norms.json"
+    path = Path(out) / "cures" / report.NORMS_FILE
     healthy = config["clipnorm_healthy_lr"]
     if path.exists():
         return cli.read_result(path, ("clipnorm",), redo="measure it again")["clipnorm"]
@@ -483,7 +484,7 @@ def _run(args):
 
 
 def _has_results(out):
-    return any((Path(out) / part).glob("*.json") for part in FULL)
+    return any(next((Path(out) / part).glob("*.json"), None) for part in FULL)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def read_result(path, required=(), redo="retrain that arm"):
         reason = f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         payload = None
     except (OSError, UnicodeDecodeError) as error:
-        reason = f"unreadable: {error}"
+        reason = f"unreadable: {getattr(error, 'strerror', None) or error}"
         payload = None
     else:
         reason = None if isinstance(payload, dict) else "not a JSON object"
