@@ -84,6 +84,9 @@ def read_result(path, required=(), redo="retrain that arm"):
     except (OSError, UnicodeDecodeError) as error:
         reason = f"unreadable: {getattr(error, 'strerror', None) or error}"
         payload = None
+    except RecursionError:  # json's decoder recurses once per level of nesting.
+        reason = "not a result: JSON nested too deeply"
+        payload = None
     else:
         reason = None if isinstance(payload, dict) else "not a JSON object"
         for key in required if reason is None else ():
