@@ -5,7 +5,9 @@ protocol: SGD with Nesterov momentum 0.9, batch 128, weight decay 5e-4 (not on
 PReLU's alpha), a one-cycle learning rate, random crops and flips, and paired
 seeds (a seed gives every arm the same initial weights and batches). Each finished
 (arm, seed) is saved as a JSON file, so a run can be split and resumed; the report
-(CSV, Markdown, plots, best models) is regenerated from all of them.
+(CSV, Markdown, plots, best models) is regenerated from all of them. Ctrl-C exits with
+code 130 and the same command resumes; a bad argument, or a run file that is not whole
+(named, to delete), is a one-line error with exit code 2 (`cifar10/cli.py`).
 
     python examples/cifar10_compare.py --quick --data-dir ../shared/datasets/cifar10-jpeg.tar.gz
     python examples/cifar10_compare.py --variants relu,gelu --seeds 0,1 --out examples/results

@@ -1,8 +1,10 @@
 """The dying ReLU, shown and caught: born dead (narrow, deep nets) and trained to death (CIFAR-10).
 
 Two parts, each result its own JSON file written atomically, so a run can be split,
-stopped and resumed; the report (`DYING_RELU.md` section, plots, `resistance.json`)
-is rebuilt from whatever files exist.
+stopped and resumed (Ctrl-C exits with code 130; the same command resumes); the report
+(`DYING_RELU.md` section, plots, `resistance.json`) is rebuilt from whatever files exist.
+`--config` replaces the sizes with a JSON file of FULL's parts, keys and types, checked
+before anything runs.
 
 - `born_dead` (`dying/born_dead.py`): networks of width 2-4 and depth up to 12 fitted
   to |x|, hundreds of initializations per point in one vectorized model (Lu et al.

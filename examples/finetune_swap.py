@@ -8,7 +8,7 @@ same low learning rate on a fixed subset of the training images, and its test
 accuracy is measured before and after. Each (arm, seed) is one JSON file, written
 atomically, so the runs resume; `--report` writes the summary between its markers
 in `examples/RESULTS.md` (above the CIFAR-10 report's marker, so regenerating that
-report keeps it).
+report keeps it); an `--out` with no runs is refused, never written over the section.
 
     python examples/finetune_swap.py --data-dir ../shared/datasets/cifar10-jpeg.tar.gz
     python examples/finetune_swap.py --report
