@@ -155,20 +155,21 @@ def finetune(arm, seed, data):
     }
 
 
-class NoRunsError(ValueError):
-    """The results folder holds no runs to report."""
+class ReportRefused(ValueError):
+    """The report is not written: the results folder holds no runs, or the Markdown
+    file's markers are broken. The Markdown file is left as it is."""
 
 
 def report(out_dir):
     """The Markdown section: one row per arm, each seed's accuracy before and after.
 
     Raises:
-        NoRunsError: `out_dir` holds no runs (a report of none would replace one of some).
+        ReportRefused: `out_dir` holds no runs (a report of none would replace one of some).
         cli.ResultFileError: A run file is damaged.
     """
     runs = load_runs(out_dir)
     if not runs:
-        raise NoRunsError(
+        raise ReportRefused(
             f"{Path(out_dir, 'runs')} holds no finished runs: nothing to report (is --out "
             "right?); the Markdown file is left as it is."
         )
@@ -231,6 +232,8 @@ def write_report(out_dir, markdown_path):
     text = path.read_text()
     section = report(out_dir)
     if BEGIN in text:
+        if END not in text[text.index(BEGIN) :]:
+            raise ReportRefused(f"{path} has the section's first marker but not its last: {END}")
         start, end = text.index(BEGIN), text.index(END) + len(END) + 1
         text = text[:start] + section + text[end:]
     elif PREFACE_END in text:
@@ -247,7 +250,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return _run(args)
-    except (data_lib.DataError, cli.ResultFileError, NoRunsError) as error:
+    except (data_lib.DataError, cli.ResultFileError, ReportRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Results are written whole: rerunning resumes.

@@ -558,6 +558,13 @@ def test_finetune_report_needs_its_markdown_file_and_refuses_a_report_of_no_runs
         )
         assert results.read_text() == written  # The section with runs is kept.
 
+    # A section whose end marker was deleted is refused, not cut at a guess.
+    broken = tmp_path / "BROKEN.md"
+    broken.write_text(f"# Results\n\n{finetune_swap.BEGIN}\nold\n\nrest\n")
+    assert finetune_swap.main(["--report", "--out", str(out), "--markdown", str(broken)]) == 2
+    assert "has the section's first marker but not its last" in capsys.readouterr().err
+    assert broken.read_text().endswith("old\n\nrest\n")
+
     # A damaged run file is named, and the section is kept.
     (out / "runs" / runs[0].name).write_text(runs[0].read_text()[:100])
     assert finetune_swap.main(["--report", "--out", str(out), "--markdown", str(results)]) == 2
