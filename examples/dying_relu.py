@@ -1,8 +1,10 @@
 """The dying ReLU, shown and caught: born dead (narrow, deep nets) and trained to death (CIFAR-10).
 
 Two parts, each result its own JSON file written atomically, so a run can be split,
-stopped and resumed; the report (`DYING_RELU.md` section, plots, `resistance.json`)
-is rebuilt from whatever files exist.
+stopped and resumed (Ctrl-C exits with code 130; the same command resumes); the report
+(`DYING_RELU.md` section, plots, `resistance.json`) is rebuilt from whatever files exist.
+`--config` replaces the sizes with a JSON file of FULL's parts, keys and types, checked
+before anything runs.
 
 - `born_dead` (`dying/born_dead.py`): networks of width 2-4 and depth up to 12 fitted
   to |x|, hundreds of initializations per point in one vectorized model (Lu et al.
@@ -49,6 +51,7 @@ import keras_relu
 # Runs as a script: the experiment's modules are in examples/dying/ and examples/cifar10/.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cifar10 import cli  # noqa: E402
 from cifar10 import data as data_lib  # noqa: E402
 from cifar10.train import provenance  # noqa: E402
 from cifar10.train import write_result  # noqa: E402
@@ -159,7 +162,9 @@ def parse_args(argv=None):
         "--part", choices=("born_dead", "trained", "cures", "gradients", "all"), default="all"
     )
     parser.add_argument("--variants", default=names, help=f"Default: {names}")
-    parser.add_argument("--out", default="dying_relu_results", help="Results folder.")
+    parser.add_argument(
+        "--out", type=cli.results_folder, default="dying_relu_results", help="Results folder."
+    )
     parser.add_argument(
         "--data-dir",
         help="Local CIFAR-10 (as for cifar10_compare.py). Default: keras.datasets.",
@@ -168,7 +173,11 @@ def parse_args(argv=None):
     parser.add_argument(
         "--quick", action="store_true", help="A few-minute run with smaller sizes (QUICK)."
     )
-    parser.add_argument("--config", help="A JSON file replacing the sizes (FULL's keys).")
+    parser.add_argument(
+        "--config",
+        type=load_config,
+        help="A JSON file replacing the sizes: an object of parts, each with FULL's keys.",
+    )
     parser.add_argument("--report-only", action="store_true", help="Only rebuild the report.")
     parser.add_argument("--markdown", help="Also write the report below this file's preface.")
     # The reproduction check.
@@ -195,7 +204,98 @@ def parse_args(argv=None):
     unknown = set(args.variants.split(",")) - set(ARMS)
     if unknown:
         parser.error(f"unknown --variants {sorted(unknown)}; choose from {','.join(ARMS)}")
+    if args.config is not None and not args.report_only:
+        needed = ("born_dead", "trained") if args.part == "all" else (args.part,)
+        missing = [part for part in needed if part not in args.config]
+        if missing:
+            parser.error(
+                f"argument --config: has no {missing} sizes, which --part {args.part} needs. "
+                f"Received parts: {sorted(args.config)}"
+            )
     return args
+
+
+# Keys a --config may add to FULL's (with an example of their type).
+OPTIONAL = {"trained": {"initial_bias": 0.0}, "cures": {"initial_bias": 0.0, "clipnorm": 1.0}}
+# Allowed values of the keys naming something, beyond their type.
+CHOICES = {
+    "optimizer": ("adam", "sgd"),
+    "arms": cures.ARMS,
+    "remedies": tuple(gradients.REMEDIES),
+    "remedy_variant": gradients.VARIANTS,
+}
+
+
+def load_config(path):
+    """argparse type for --config: the sizes in the JSON file `path`, checked against
+    FULL: the parts it names, each with FULL's keys (and `OPTIONAL`'s), of FULL's types;
+    counts >= 1, seeds >= 0, rates > 0, `momentum` in [0, 1)."""
+    try:
+        sizes = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(
+            f"{path} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {reason}") from None
+    if not isinstance(sizes, dict) or not sizes:
+        raise argparse.ArgumentTypeError(
+            f"{path} must hold a JSON object of parts {sorted(FULL)}. Received: {sizes!r:.80}"
+        )
+    for part, config in sizes.items():
+        where = f"{path}: [{part!r}]"
+        if part not in FULL:
+            raise argparse.ArgumentTypeError(f"{where}: not a part; the parts: {sorted(FULL)}")
+        if not isinstance(config, dict):
+            raise argparse.ArgumentTypeError(f"{where} must be a JSON object of sizes.")
+        schema = {**FULL[part], **OPTIONAL.get(part, {})}
+        unknown = sorted(set(config) - set(schema))
+        missing = sorted(set(FULL[part]) - set(config))
+        if unknown or missing:
+            raise argparse.ArgumentTypeError(
+                f"{where} must have the keys {sorted(FULL[part])}"
+                + (f" (optional: {sorted(OPTIONAL[part])})" if part in OPTIONAL else "")
+                + f". Received: unknown keys {unknown}, missing keys {missing}"
+            )
+        for key, value in config.items():
+            problem = _config_problem(key, value, schema[key])
+            if problem:
+                raise argparse.ArgumentTypeError(
+                    f"{where}[{key!r}] must be {problem}. Received: {key}={value!r}"
+                )
+    return sizes
+
+
+def _config_problem(key, value, example):
+    """What `value` of the --config key `key` must be, or None if it is fine; `example`
+    is FULL's value."""
+    if isinstance(example, list):
+        if not isinstance(value, list):
+            return "a list"
+        problems = [_config_problem(key, item, example[0]) for item in value]
+        return next((f"a list of {p}" for p in problems if p), None)
+    if isinstance(example, str):
+        choices = CHOICES.get(key)
+        if not isinstance(value, str) or (choices and value not in choices):
+            return f"one of {list(choices)}" if choices else "a string"
+        return None
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(example, int):
+        if not isinstance(value, int) or isinstance(value, bool):
+            return "an integer"
+        lowest = 0 if "seed" in key else 1
+        return None if value >= lowest else f"an integer >= {lowest}"
+    if not number or not np.isfinite(value):
+        return "a finite number"
+    if key == "momentum":
+        return None if 0 <= value < 1 else "in [0, 1)"
+    if key == "initial_bias":
+        return None
+    return None if value > 0 else "a number > 0"
+
+
+RERUN = "rerun that result"  # What deleting a damaged result file does.
 
 
 def born_dead_path(out, variant, width, depth):
@@ -218,10 +318,10 @@ def _sizes(config):
 def _existing(path, config):
     """The stored result at `path` if made with `config`; None (rerun it) if made with
     the same sizes and another protocol (`PROTOCOL_KEYS`: how it was measured); raises if
-    made with other sizes."""
+    made with other sizes, or if it is not a whole result (`cli.ResultFileError`)."""
     if not path.exists():
         return None
-    stored = json.loads(path.read_text())
+    stored = cli.read_result(path, report.RESULT_KEYS[path.parent.name], redo=RERUN)
     if stored["config"] == config:
         return stored
     if _sizes(stored["config"]) == _sizes(config):
@@ -291,10 +391,10 @@ def _clipnorm(data, config, out):
     """The clipnorm from plain ReLU's gradient norms, measured once and stored."""
     if "clipnorm" in config:  # Given, not measured (the measurement uses jax.grad).
         return config["clipnorm"]
-    path = Path(out) / "cures" / "gradient_norms.json"
+    path = Path(out) / "cures" / report.NORMS_FILE
     healthy = config["clipnorm_healthy_lr"]
     if path.exists():
-        return json.loads(path.read_text())["clipnorm"]
+        return cli.read_result(path, ("clipnorm",), redo="measure it again")["clipnorm"]
     rates = sorted({healthy, *config["learning_rates"]})
     norms = cures.gradient_norms(data, config, rates)
     summary = {
@@ -599,7 +699,15 @@ MAX_DIFFERENCES_SHOWN = 8
 
 
 def main(argv=None):
+    """Runs the command line `argv`; returns the exit code (2: an error, 130: Ctrl-C)."""
     args = parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # Results are written whole: rerunning resumes.
+        return cli.interrupted()
+
+
+def _run(args):
     out = Path(args.out)
     if args.verify:
         parts = PARTS if args.part == "all" else (args.part,)
@@ -608,28 +716,32 @@ def main(argv=None):
         except (data_lib.DataError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    sizes = QUICK if args.quick else FULL
-    if args.config:
-        sizes = json.loads(Path(args.config).read_text())
+    sizes = args.config or (QUICK if args.quick else FULL)
     variants = args.variants.split(",")
     try:
         if not args.report_only and args.part in ("born_dead", "all"):
             run_born_dead(variants, sizes["born_dead"], out)
         if not args.report_only and args.part in ("trained", "all"):
             run_trained(variants, sizes["trained"], out, args.data_dir, args.cache_dir)
-        if not args.report_only and args.part in ("cures", "all"):
-            if "cures" in sizes:
-                run_cures(sizes["cures"], out, args.data_dir, args.cache_dir)
-            elif args.part == "cures":
-                raise ValueError("the --config has no 'cures' sizes")
+        if not args.report_only and args.part in ("cures", "all") and "cures" in sizes:
+            run_cures(sizes["cures"], out, args.data_dir, args.cache_dir)
         if not args.report_only and args.part == "gradients":  # Not part of "all".
             run_gradients(variants, sizes["gradients"], out, args.data_dir, args.cache_dir)
+        if args.markdown and Path(args.markdown).exists() and not _has_results(out):
+            raise ValueError(
+                f"{out} holds no results: {args.markdown} is left as it is, not replaced by "
+                "an empty report (is --out right?)."
+            )
+        written = report.write_report(out, args.markdown)
     except (data_lib.DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    written = report.write_report(out, args.markdown)
     print("Report:", ", ".join(str(path) for path in written))
     return 0
+
+
+def _has_results(out):
+    return any(next((Path(out) / part).glob("*.json"), None) for part in FULL)
 
 
 if __name__ == "__main__":

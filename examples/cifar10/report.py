@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import model as model_lib  # noqa: E402
+from .cli import read_result  # noqa: E402
 from .train import write_text_atomically  # noqa: E402
 
 # Orderings reported in the literature, best first; the arms inside a tier are level.
@@ -73,15 +74,33 @@ COLUMNS = (
 )
 
 
+# What the report reads from a run file: one without them (cut short, or written by a
+# run that trained nothing) is refused with its name, not met as a KeyError later.
+RUN_KEYS = (
+    *("arm", "seed", "params", "multiply_adds", "test_accuracy", "test_loss"),
+    *("config.epochs", "config.train_images", "config.test_images", "train_seconds"),
+    *(f"history.{key}" for key in ("val_accuracy", "epoch_seconds", "dead_fraction", "sparsity")),
+    *("command", "backend", "keras", "machine", "finished"),
+)
+
+
 def load_run(path):
-    """The JSON of one finished (arm, seed), or None if it is not there yet."""
+    """The JSON of one finished (arm, seed), or None if it is not there yet.
+
+    Raises:
+        ResultFileError: The file is not valid JSON or lacks one of `RUN_KEYS`.
+    """
     path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_result(path, RUN_KEYS) if path.exists() else None
 
 
 def load_runs(out_dir):
-    """The JSON of every finished (arm, seed) in the results folder `out_dir`."""
-    return [json.loads(p.read_text()) for p in sorted((Path(out_dir) / "runs").glob("*.json"))]
+    """The JSON of every finished (arm, seed) in the results folder `out_dir`.
+
+    Raises:
+        ResultFileError: A file is not valid JSON or lacks one of `RUN_KEYS`.
+    """
+    return [read_result(p, RUN_KEYS) for p in sorted((Path(out_dir) / "runs").glob("*.json"))]
 
 
 def smoke_run_reason(runs):

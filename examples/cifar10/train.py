@@ -312,21 +312,21 @@ def train_arm(arm_name, seed, data, config, out_dir, verbose=None):
         verbose = 1 if sys.stdout.isatty() else 2
     log_path = Path(out_dir) / "logs" / f"{arm_name}_seed{seed}.csv"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    csv_logger = keras.callbacks.CSVLogger(str(log_path))
     started = time.perf_counter()
-    history = model.fit(
-        batches,
-        epochs=config["epochs"],
-        validation_data=(x_test.astype("float32"), y_test),
-        validation_batch_size=256,
-        # In this order: the last two read what the first two add to each epoch's logs.
-        callbacks=[
-            EpochTimer(),
-            monitor,
-            keras.callbacks.CSVLogger(str(log_path)),
-            CompactProgbarLogger(),
-        ],
-        verbose=verbose,
-    )
+    try:
+        history = model.fit(
+            batches,
+            epochs=config["epochs"],
+            validation_data=(x_test.astype("float32"), y_test),
+            validation_batch_size=256,
+            # In this order: the last two read what the first two add to each epoch's logs.
+            callbacks=[EpochTimer(), monitor, csv_logger, CompactProgbarLogger()],
+            verbose=verbose,
+        )
+    finally:  # A fit stopped by Ctrl-C never ends training, where Keras closes the log.
+        if getattr(csv_logger, "csv_file", None) is not None:
+            csv_logger.csv_file.close()
     train_seconds = time.perf_counter() - started
     test_loss, test_accuracy = model.evaluate(
         x_test.astype("float32"), y_test, batch_size=256, verbose=0

@@ -9,7 +9,7 @@ revive_keep_state   the same with reset_optimizer=False: Adam's moments of the r
               steps of several times the learning rate for tens of steps)
 clipnorm    + Adam(clipnorm=CLIPNORM), chosen from the gradient norms (`gradient_norms`)
 schedule    + warm-up over the first quarter of the steps (one epoch of four) to the learning
-              rate, then cosine decay to 0
+              rate, then cosine decay to 0 (`trained.warmup_cosine`)
 rai         + hidden kernels from keras_relu.initializers.RandomizedAsymmetric (Lu et al. 2019)
 leaky_relu  ReLU model with keras_relu.swap_activations(model, "relu", "leaky_relu")
 prelu       ReLU model with keras_relu.swap_activations(model, "relu", "prelu")
@@ -137,14 +137,7 @@ def run_arm(arm, learning_rate, seed, data, config, clipnorm):
         kwargs["optimizer"] = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
     elif arm == "schedule":
         steps = _steps_per_epoch(config) * config["epochs"]
-        warmup = max(1, steps // 4)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=0.0,
-            decay_steps=max(1, steps - warmup),
-            warmup_target=learning_rate,
-            warmup_steps=warmup,
-        )
-        kwargs["optimizer"] = keras.optimizers.Adam(schedule)
+        kwargs["optimizer"] = keras.optimizers.Adam(trained.warmup_cosine(learning_rate, steps))
     elif arm == "rai":
         kwargs["transform"] = _rai_hidden(seed)
     elif arm in ("leaky_relu", "prelu"):

@@ -24,6 +24,7 @@ from . import trained
 from .trained import WARN_ABOVE
 from .trained import _optimizer
 from .trained import build_mlp
+from .trained import warmup_cosine
 
 VARIANTS = ("relu", "leaky_relu", "prelu")
 
@@ -71,21 +72,16 @@ def _step_of(message):
 
 REMEDIES = {
     "clipnorm": "global_clipnorm=1.0 (the gradient's global norm clipped to 1)",
-    "schedule": "a one-epoch linear warm-up from 0, then cosine decay to 0",
+    # `trained.warmup_cosine`: the warm-up is one epoch of the study's four.
+    "schedule": "a linear warm-up from 0 over a quarter of the steps, then cosine decay to 0",
 }
 
 
-def _remedied_optimizer(remedy, learning_rate, total_steps, warmup_steps):
+def _remedied_optimizer(remedy, learning_rate, total_steps):
     if remedy == "clipnorm":
         return keras.optimizers.Adam(learning_rate, global_clipnorm=1.0)
-    if remedy == "schedule":
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0,
-            decay_steps=total_steps - warmup_steps,
-            warmup_target=learning_rate,
-            warmup_steps=warmup_steps,
-        )
-        return keras.optimizers.Adam(schedule)
+    if remedy == "schedule":  # The cures part's schedule arm, sized to this run.
+        return keras.optimizers.Adam(warmup_cosine(learning_rate, total_steps))
     raise ValueError(f"`remedy` must be one of {sorted(REMEDIES)}. Received: {remedy!r}")
 
 
@@ -142,7 +138,7 @@ def gradient_run(variant, learning_rate, seed, data, config, remedy=None):
         optimizer = _optimizer(config["optimizer"], learning_rate, config["momentum"])
     else:
         total = steps_per_epoch * config["epochs"]
-        optimizer = _remedied_optimizer(remedy, learning_rate, total, steps_per_epoch)
+        optimizer = _remedied_optimizer(remedy, learning_rate, total)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

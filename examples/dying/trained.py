@@ -68,6 +68,26 @@ def protocol(config):
     return {"probe": describe_probe(size)}
 
 
+def warmup_cosine(learning_rate, total_steps):
+    """The warm-up and cosine decay remedy, sized to a run of `total_steps` (>= 1) steps.
+
+    ```
+    lr(step) = learning_rate * step / warmup                               step < warmup
+             = learning_rate * (1 + cos(pi * (step - warmup) / decay)) / 2  otherwise
+    warmup = max(1, total_steps // 4)      (one epoch of the study's four)
+    decay = max(1, total_steps - warmup)
+    ```
+    A run of one epoch, or one step, gets both phases too (Keras refuses a decay of 0 steps).
+    """
+    warmup = max(1, total_steps // 4)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=max(1, total_steps - warmup),
+        warmup_target=learning_rate,
+        warmup_steps=warmup,
+    )
+
+
 def _optimizer(name, learning_rate, momentum):
     if name == "adam":
         return keras.optimizers.Adam(learning_rate)
