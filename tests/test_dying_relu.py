@@ -375,7 +375,6 @@ def test_the_gradients_part_runs_for_one_epoch_with_the_schedule(study, tmp_path
         **{k: TINY["trained"][k] for k in ("batch_size", "optimizer", "momentum")},
         "probe_images": 24,
         "gradient_probe_images": 16,
-        "probes": "random rows",
         "accuracy_images": 16,
         "every": 2,
         "learning_rates": [0.01],
