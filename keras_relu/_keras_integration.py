@@ -47,6 +47,9 @@ later with a wrong model:
 9. `compute_loss`, for `diagnostics.GradientMonitor`: a model's compiled loss as
    `train_step` computes it, through `Trainer._compute_loss`, which passes
    `training` only to a `compute_loss` override that accepts it (added in Keras 3.3).
+10. `learning_rate_setting`, for `diagnostics.ReduceLROnHighUpdateRatio`: what an
+   optimizer was given as its learning rate (its variable, or the schedule object:
+   `optimizer.learning_rate` evaluates a schedule, and only `_learning_rate` holds it).
 """
 
 import contextlib
@@ -259,6 +262,12 @@ def fresh_optimizer_slots(optimizer, variables):
     return optimizer_slots(fresh)
 
 
+def learning_rate_setting(optimizer):
+    """The learning rate `optimizer` holds (a `LossScaleOptimizer` is looked into): its
+    `keras.Variable` for a constant rate, else the `LearningRateSchedule` or callable."""
+    return getattr(optimizer, "inner_optimizer", optimizer)._learning_rate
+
+
 def compute_loss(model, x, y, y_pred, sample_weight, training):
     """`model.compute_loss(...)` as the backends' `train_step` calls it."""
     return model._compute_loss(
@@ -297,6 +306,16 @@ def _check_model_introspection():
     kinds = [kind for kind, _ in optimizer_slots(optimizer)[id(model.trainable_variables[0])]]
     if sorted(kinds) != ["_momentums", "_velocities"]:
         _fail(f"Adam's per-variable state is no longer found (found {kinds})")
+
+
+def _check_learning_rate_setting():
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.5)
+    constant = keras.optimizers.SGD(1e-3, name="keras_relu_check_sgd")
+    scheduled = keras.optimizers.SGD(schedule, name="keras_relu_check_sgd")
+    if not isinstance(learning_rate_setting(constant), keras.Variable) or (
+        learning_rate_setting(scheduled) is not schedule
+    ):
+        _fail("an optimizer's learning rate is no longer held in `_learning_rate`")
 
 
 def _check_tensorflow_uniform():
@@ -448,6 +467,7 @@ def install(functions_by_name, crelu_function, crelu_layer, initializers_by_name
     _check_tensorflow_uniform()
     _check_model_introspection()
     _check_compute_loss()
+    _check_learning_rate_setting()
     _shape_classes = tuple(_load_class(*where) for where in _SHAPE_LAYERS)
     _fixed_width_classes = tuple(_load_class(*where) for where in _FIXED_WIDTH_LAYERS)
     for cls in _shape_classes:
