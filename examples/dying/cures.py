@@ -10,6 +10,10 @@ revive_keep_state   the same with reset_optimizer=False: Adam's moments of the r
 clipnorm    + Adam(clipnorm=CLIPNORM), chosen from the gradient norms (`gradient_norms`)
 schedule    + warm-up over the first quarter of the steps (one epoch of four) to the learning
               rate, then cosine decay to 0
+guard       + keras_relu.diagnostics.ReduceLROnHighUpdateRatio at its defaults (lowers the rate
+              while a step's update ratio is above 0.05)
+lamb        keras.optimizers.Lamb at the learning rate instead of Adam (a per-layer trust
+              ratio: an optimizer that bounds the update ratio itself)
 rai         + hidden kernels from keras_relu.initializers.RandomizedAsymmetric (Lu et al. 2019)
 leaky_relu  ReLU model with keras_relu.swap_activations(model, "relu", "leaky_relu")
 prelu       ReLU model with keras_relu.swap_activations(model, "relu", "prelu")
@@ -28,7 +32,18 @@ from keras_relu import diagnostics
 
 from . import trained
 
-ARMS = ("relu", "revive", "revive_keep_state", "clipnorm", "schedule", "rai", "leaky_relu", "prelu")
+ARMS = (
+    "relu",
+    "revive",
+    "revive_keep_state",
+    "clipnorm",
+    "schedule",
+    "guard",
+    "lamb",
+    "rai",
+    "leaky_relu",
+    "prelu",
+)
 REVIVE_EVERY = 40  # Batches: about twice per epoch (79 batches of 128 in 10,000 images).
 REVIVE_PROBE = 256  # ReDo's batch size for scoring.
 # `clipnorm` (Keras clips each variable's gradient to it) is not a constant: `choose_clipnorm`
@@ -51,6 +66,18 @@ def cure_settings(arm, clipnorm, config):
         settings["clipnorm"] = clipnorm
     elif arm == "schedule":
         settings.update(warmup_epochs=config["epochs"] / 4, decay="cosine to 0")
+    elif arm == "guard":
+        guard = diagnostics.ReduceLROnHighUpdateRatio()
+        settings.update(
+            {
+                name: getattr(guard, name)
+                for name in ("max_update_ratio", "factor", "patience", "cooldown", "min_lr")
+            },
+            every=guard.every,
+            start_steps=guard.start_steps,
+        )
+    elif arm == "lamb":
+        settings["optimizer"] = "lamb"
     elif arm == "rai":
         settings["kernel_initializer"] = "randomized_asymmetric"
     return settings
@@ -75,10 +102,12 @@ def _swap(new):
 
 def run_arm(arm, learning_rate, seed, data, config, clipnorm):
     """Trains one arm; returns `trained.train_run`'s result with `cure` and, for
-    `revive`, `recycled_units` (units ReviveDeadUnits re-drew, over training)."""
+    `revive`, `recycled_units` (units ReviveDeadUnits re-drew, over training); for
+    `guard`, `guard` (its lowerings: step, update ratio, layer, new rate)."""
     settings = cure_settings(arm, clipnorm, config)
     kwargs = {}
     reviver = None
+    guard = None
     if arm in ("revive", "revive_keep_state"):
         x_train = data[0][0]
         reviver = diagnostics.ReviveDeadUnits(
@@ -100,6 +129,11 @@ def run_arm(arm, learning_rate, seed, data, config, clipnorm):
             warmup_steps=warmup,
         )
         kwargs["optimizer"] = keras.optimizers.Adam(schedule)
+    elif arm == "guard":
+        guard = diagnostics.ReduceLROnHighUpdateRatio()
+        kwargs["callbacks"] = [guard]
+    elif arm == "lamb":
+        kwargs["optimizer"] = keras.optimizers.Lamb(learning_rate)
     elif arm == "rai":
         kwargs["transform"] = _rai_hidden(seed)
     elif arm in ("leaky_relu", "prelu"):
@@ -112,6 +146,16 @@ def run_arm(arm, learning_rate, seed, data, config, clipnorm):
         result["recycled_units"] = sum(report.total for _, _, report in reviver.reports)
         result["recycled_by_call"] = [report.total for _, _, report in reviver.reports]
         result["revival_skipped"] = reviver.reports[-1][2].skipped if reviver.reports else {}
+    if guard is not None:
+        result["guard"] = {
+            "measurements": len(guard.history),
+            "lowerings": [
+                {key: entry[key] for key in ("step", "update_ratio", "layer", "learning_rate")}
+                for entry in guard.history
+                if entry["lowered"]
+            ],
+            "final_learning_rate": guard.history[-1]["learning_rate"] if guard.history else None,
+        }
     return result
 
 
