@@ -122,6 +122,24 @@ def test_a_scaled_schedule_given_is_lowered_further():
     np.testing.assert_allclose(steps, expected, rtol=1e-5, atol=3e-7)
 
 
+def test_under_mixed_precision_the_loss_scale_optimizer_s_schedule_is_scaled():
+    keras.config.set_dtype_policy("mixed_float16")  # The autouse fixture restores float32.
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")]
+    )
+    model.compile(keras.optimizers.SGD(_decay()), loss="mae")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    steps = _Steps()
+    x = np.ones((2 * STEPS, 4), "float32")
+    y = np.full((2 * STEPS, 1), 1e4, "float32")  # Within float16's range.
+    guard = ReduceLROnHighUpdateRatio()
+    model.fit(x, y, batch_size=2, shuffle=False, verbose=0, callbacks=[guard, steps])
+    expected = [_decay_rate(0)] + [0.25 * _decay_rate(t) for t in range(1, STEPS)]
+    np.testing.assert_allclose(steps.steps, expected, rtol=1e-5, atol=3e-7)
+    schedule = _keras_integration.learning_rate_setting(model.optimizer)
+    assert isinstance(schedule, ScaledSchedule)
+
+
 def test_a_healthy_rate_is_left_alone_and_a_schedule_not_wrapped():
     model = _unit_step_model(keras.optimizers.schedules.ExponentialDecay(0.04, 4, 0.5))
     guard = ReduceLROnHighUpdateRatio(every=1)
