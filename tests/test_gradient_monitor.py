@@ -610,7 +610,9 @@ def test_a_layer_frozen_during_fit_is_left_out_from_then_on(order):
     np.testing.assert_allclose(last["grad_norm"], _norm(reference["out"]), rtol=1e-4)
 
 
-@pytest.mark.skipif(BACKEND == "torch", reason="Keras's torch trainer refuses steps_per_execution > 1.")
+@pytest.mark.skipif(
+    BACKEND == "torch", reason="Keras's torch trainer refuses steps_per_execution > 1."
+)
 @pytest.mark.parametrize("every", [None, 2])
 def test_steps_per_execution_reports_the_optimizer_iterations(every):
     model = _mlp(keras.optimizers.SGD(0.05), steps_per_execution=3)
