@@ -132,7 +132,7 @@ QUICK = {
 }
 QUICK["cures"] = {
     **QUICK["trained"],
-    **{k: FULL["cures"][k] for k in ("arms", "clipnorm_healthy_lr")},
+    **{k: FULL["cures"][k] for k in ("arms", "clipnorm_healthy_lr", "relu_seeds")},
 }
 
 
