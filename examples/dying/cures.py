@@ -161,9 +161,9 @@ def run_arm(arm, learning_rate, seed, data, config, clipnorm):
 
 def gradient_norms(data, config, learning_rates, seed=0, epochs=1):
     """Per-variable gradient norms of plain ReLU while it trains (the norms `clipnorm`
-    compares with), on the JAX backend: `{lr: {"steps": [[norm per variable]...]}}`."""
-    import jax
-
+    compares with): before each step, the gradient of the model's compiled loss on that
+    step's batch, from the package's own `GradientMonitor` machinery
+    (`loss_gradient_function`), on any backend: `{lr: {"steps": [[norm per variable]...]}}`."""
     (x_train, y_train), _ = data
     pixels = x_train.reshape(-1, x_train.shape[-1]).astype("float64")
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -173,25 +173,15 @@ def gradient_norms(data, config, learning_rates, seed=0, epochs=1):
             "relu", seed, x_train.shape[1:], mean=pixels.mean(axis=0), std=pixels.std(axis=0)
         )
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_fn)
-
-        def loss(trainable, non_trainable, x, y, model=model):
-            logits, _ = model.stateless_call(trainable, non_trainable, x)
-            return loss_fn(y, logits)
-
-        gradient = jax.jit(jax.grad(loss))
+        gradient = diagnostics.gradients.loss_gradient_function(model)
         order = np.random.default_rng(seed).permutation(len(x_train))
         norms = []
         for _ in range(epochs):
             for start in range(0, len(order), config["batch_size"]):
                 index = order[start : start + config["batch_size"]]
                 x, y = x_train[index].astype("float32"), y_train[index]
-                grads = gradient(
-                    [v.value for v in model.trainable_variables],
-                    [v.value for v in model.non_trainable_variables],
-                    x,
-                    y,
-                )
-                norms.append([float(np.linalg.norm(np.asarray(g))) for g in grads])
+                _, grads = gradient(x, y)
+                norms.append([float(np.linalg.norm(keras.ops.convert_to_numpy(g))) for g in grads])
                 model.train_on_batch(x, y)
         result[learning_rate] = {
             "variables": [v.path for v in model.trainable_variables],

@@ -9,10 +9,13 @@ grad_norm               ||g||                          over every trainable weig
 grad_norm/<layer>       ||g_layer||                    over that layer's trainable weights
 update_ratio/<layer>    ||w_after - w_before|| / ||w_before||     over the last step
 ```
-The update ratio is taken over the last optimizer step before the measurement
-(a `steps_per_execution` group of steps where that is above 1), not over the whole
-interval since the previous measurement: so it does not grow with the interval,
-and it is the quantity the "about 1e-3 is healthy" rule of thumb is about.
+The update ratio is taken over the last real weight update by the optimizer before
+the measurement (`UpdateRatioTracker`: a `steps_per_execution` group of steps where
+that is above 1; not an accumulate-only step of `gradient_accumulation_steps`, not
+the end of a dataset of unknown length, not an edit announced with
+`before_weight_edit` such as a revival), not over the whole interval since the
+previous measurement: so it does not grow with the interval, and it is the quantity
+the "about 1e-3 is healthy" rule of thumb is about.
 
 Layers are named as `activation_stats` names them, the layers of a nested model as
 "outer/inner"; but weights are counted once: a layer (or nested model) called
@@ -156,6 +159,37 @@ def _gradient_function(model, training):
     return gradients
 
 
+def loss_gradient_function(model, training=False):
+    """`loss_gradients` of `model`, compiled as its train step is, for repeated use.
+
+    What `GradientMonitor` evaluates on its probe, for any batch: a `tf.function`
+    (with XLA under `jit_compile`) or `jax.jit` traced once, eager under `run_eagerly`
+    and on torch. The weights are read at each call.
+
+    Args:
+        model: A compiled Keras model.
+        training: Whether the layers run in training mode (see `loss_gradients`).
+            Default: False.
+
+    Returns:
+        `f(x, y, sample_weight=None)` returning `(loss, gradients)` as
+        `loss_gradients` does: one gradient per `model.trainable_variables` at the
+        time of the call that traced it.
+
+    Example:
+    >>> gradients = loss_gradient_function(model)
+    >>> loss, grads = gradients(x_batch, y_batch)
+    >>> [float(np.linalg.norm(keras.ops.convert_to_numpy(g))) for g in grads]
+    """
+    function = _gradient_function(model, training)
+    one = np.asarray(1.0, dtype="float32")
+
+    def gradients(x, y, sample_weight=None):
+        return function(x, y, sample_weight, one)
+
+    return gradients
+
+
 def _in_replica_context(gradients, strategy):
     """`gradients` run by a `tf.distribute` strategy, whose variables can only be read in
     a replica context: every replica evaluates the whole probe, the first one's result
@@ -234,7 +268,8 @@ class UpdateRatioTracker:
       the next `after_step` returns);
     - a step that only accumulates gradients (`gradient_accumulation_steps`), or
       that a `LossScaleOptimizer` skips (`optimizer.iterations` counts only real
-      updates);
+      updates), or that leaves every weight exactly as it was (TensorFlow's count
+      moves at the end of a dataset of unknown length);
     - an edit of the weights announced with `before_weight_edit`, as
       `revive_dead_units` announces its own, whatever the order of the callbacks.
 
@@ -303,15 +338,23 @@ class UpdateRatioTracker:
         if self._before is None or iterations == self._before[0]:
             return  # No update yet: the copy still holds the weights before the next one.
         before = self._before[1]
-        self._before = None
         ratios = {}
+        changes = []
         for path, group in self.groups().items():
             if not all(id(v) in before for v in group):
                 continue  # Became trainable during the step: no value before it.
             old = [before[id(v)] for v in group]
             change = _norm([v.numpy() - b for v, b in zip(group, old, strict=True)])
+            changes.append(change)
             size = _norm(old)
             ratios[path] = change / size if size > 0 else math.inf
+        if not any(changes):
+            # Not a single weight moved: no update, though the count moved (TensorFlow
+            # counts the end of a dataset of unknown length as an iteration). The copy
+            # still holds the weights before the next one.
+            self._before = (iterations, before)
+            return
+        self._before = None
         self._completed = ratios
 
     def _before_edit(self, variables):
@@ -338,6 +381,33 @@ def before_weight_edit(variables):
         tracker._before_edit(variables)
 
 
+def _shapes(structure):
+    return keras.tree.map_structure(lambda a: tuple(getattr(a, "shape", ())), structure)
+
+
+def _input_mismatch(model, x):
+    """Where the probe's `x` does not fit the model's declared inputs, in words, or None.
+
+    Only what cannot fit is named: an input of the same rank with another size on a
+    known non-batch axis (Keras adjusts a rank that differs by one itself). Models
+    without declared inputs (subclassed) and dict inputs are left to the backend.
+    """
+    inputs = getattr(model, "inputs", None) if model.built else None
+    if not inputs or isinstance(x, dict):
+        return None
+    arrays = keras.tree.flatten(x)
+    if len(arrays) != len(inputs):
+        return None
+    for i, (array, tensor) in enumerate(zip(arrays, inputs, strict=True)):
+        got, want = tuple(getattr(array, "shape", ())), tuple(tensor.shape)
+        if len(got) == len(want) and any(
+            w is not None and g != w for g, w in zip(got[1:], want[1:], strict=True)
+        ):
+            name = "x" if len(inputs) == 1 else f"x[{i}]"
+            return f"`probe`'s {name} has shape {got}, but the model takes inputs of shape {want}"
+    return None
+
+
 class GradientMonitor(keras.callbacks.Callback):
     """Gradient norms and update ratios on a fixed probe batch, per layer, during `fit`.
 
@@ -354,13 +424,22 @@ class GradientMonitor(keras.callbacks.Callback):
     ```
     Layers are named as `activation_stats` names them ("outer/inner" in nested
     models; a shared layer once, by its name); layers without trainable weights,
-    frozen layers included, are left out. Every measurement is also appended to
-    `history`, a list of dicts with `epoch` and `step` (optimizer steps since the
-    start of `fit`), so per-batch figures are kept.
+    frozen layers included, are left out; the layers are taken once the model is
+    built, and again when its trainable set changes (a layer frozen during `fit`).
+    Every measurement is also appended to `history`, a list of dicts with `epoch` and
+    `step` (`optimizer.iterations`: the optimizer's real updates), so per-batch
+    figures are kept.
+
+    The update ratio is over the latest real weight update before the measurement
+    (see `UpdateRatioTracker`): a measurement after a step that made none (an
+    accumulate-only step of `gradient_accumulation_steps`) has no `update_ratio`,
+    neither counting towards `patience` nor resetting it; the epoch's logs carry the
+    latest one. `ReviveDeadUnits`'s edits are not counted, in either callback order.
 
     Cost: one forward and backward pass over the probe per measurement, and a copy
-    of the trainable weights before the step that precedes it (before every step
-    when the number of steps an epoch is unknown, as for a dataset of unknown
+    of the trainable weights before the step that precedes it (before each of the
+    last `gradient_accumulation_steps` steps with gradient accumulation; before every
+    step when the number of steps an epoch is unknown, as for a dataset of unknown
     length). At the defaults, less than 2% of an epoch of the CIFAR-10 example
     (`benchmarks/RESULTS.md`).
 
@@ -474,20 +553,33 @@ class GradientMonitor(keras.callbacks.Callback):
             )
         self._tracker = UpdateRatioTracker(model)
         self._steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+        # With gradient accumulation only one step in `accumulation` updates the
+        # weights: track the last `accumulation` steps before a measurement, so that the
+        # tracker sees the latest real update among them.
+        optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+        accumulation = int(getattr(optimizer, "gradient_accumulation_steps", None) or 1)
+        self._window = -(-accumulation // self._steps_per_execution)  # In executions.
+        mismatch = _input_mismatch(model, self.x)
+        if mismatch:  # Before any tracing: TensorFlow's error would embed its trace.
+            raise ValueError(
+                f"GradientMonitor: {mismatch}. Received: probe with x, y shapes "
+                f"{_shapes((self.x, self.y))}"
+            )
         try:
             self._measure(epoch=0, epoch_end=False)
         except Exception as error:  # Whatever the backend raises: name the argument.
-            shapes = keras.tree.map_structure(
-                lambda a: tuple(getattr(a, "shape", ())), (self.x, self.y)
-            )
             raise ValueError(
                 f"GradientMonitor: the model's loss cannot be evaluated on `probe` "
-                f"(x, y shapes {shapes}): {type(error).__name__}: {error}"
+                f"(x, y shapes {_shapes((self.x, self.y))}): {type(error).__name__}: {error}"
             ) from error
 
     def on_train_batch_begin(self, batch, logs=None):
         self._measure_after_step = self._measures_after(batch)
-        self._tracking = self._ends_epoch(batch) or self._measure_after_step
+        step = self._steps_per_execution
+        self._tracking = any(
+            self._ends_epoch(start) or self._measures_after(start)
+            for start in range(batch, batch + self._window * step, step)
+        )
         if self._tracking:
             # Accessing the weights syncs JAX's state: only where a figure needs it.
             self._tracker.before_step()
@@ -513,6 +605,10 @@ class GradientMonitor(keras.callbacks.Callback):
             figures = self._measure(epoch=epoch, epoch_end=True)
         if logs is not None:
             logs.update(self._figures(figures))
+            # Each epoch's logs have every layer's ratio, over the latest real update
+            # (where the epoch's last measurement found none: gradient accumulation).
+            for path, ratio in self._last_ratios.items():
+                logs.setdefault(f"update_ratio/{path}", ratio)
 
     # Measurement.
 
@@ -648,6 +744,7 @@ __all__ = [
     "UpdateRatioTracker",
     "before_weight_edit",
     "jax_state",
+    "loss_gradient_function",
     "loss_gradients",
     "weight_groups",
 ]

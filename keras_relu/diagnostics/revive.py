@@ -52,6 +52,7 @@ from keras_relu import _keras_integration
 from keras_relu import activations
 from keras_relu import layers
 from keras_relu.diagnostics import dead_units
+from keras_relu.diagnostics import gradients
 
 _PRODUCERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 _CONSUMERS = _PRODUCERS
@@ -362,6 +363,7 @@ class _Reviver:
                 edits.zero_rows(consumer.layer.kernel, rows)
         if edits.values and optimizer is not None:
             self._reset_optimizer(optimizer, edits)
+        gradients.before_weight_edit(edits.variables.values())  # Not an optimizer step.
         for key, variable in edits.variables.items():
             variable.assign(edits.values[key].astype(variable.dtype))
         units = {name: [int(u) for u in indices] for name, indices in chosen.items()}
