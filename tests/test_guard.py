@@ -259,6 +259,43 @@ def test_gradient_accumulation_counts_real_updates():
     assert [entry["lowered"] for entry in guard.history] == [True, False, False, False]
 
 
+@pytest.mark.skipif(BACKEND == "torch", reason="Keras's torch trainer takes steps_per_execution=1.")
+def test_steps_per_execution_measures_each_group_of_steps():
+    model = _unit_step_model(RATE, steps_per_execution=2)
+    guard = ReduceLROnHighUpdateRatio()
+    steps, _ = _fit(model, guard)
+    # A group of two steps: ratio 2 * RATE, three halvings; steps taken two at a time.
+    assert [entry["step"] for entry in guard.history] == [2, 4, 6, 8]
+    assert guard.history[0]["update_ratio"] == pytest.approx(2 * RATE, rel=1e-5)
+    np.testing.assert_allclose(
+        steps, [2 * RATE] + [2 * RATE / 8] * (STEPS // 2 - 1), rtol=1e-5, atol=3e-7
+    )
+
+
+# Keras's trainers warn when a dataset of unknown length ends.
+@pytest.mark.filterwarnings("ignore:Your input ran out of data:UserWarning")
+def test_data_of_unknown_length_measures_every_step_once():
+    tf = pytest.importorskip("tensorflow")
+    x, y = _unit_step_data()
+    # A filter hides the number of batches: each epoch ends on a batch that never runs.
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(2).filter(lambda x, y: True)
+    model = _unit_step_model(RATE)
+    guard = ReduceLROnHighUpdateRatio(every=1)
+    steps = _Steps()
+    model.fit(data, epochs=2, verbose=0, callbacks=[guard, steps])
+    # One measurement per real step. (TensorFlow counts the end of the data as an
+    # optimizer iteration: its second epoch's steps are 10 to 17.)
+    shift = 1 if BACKEND == "tensorflow" else 0
+    expected = [*range(1, STEPS + 1), *range(STEPS + 1 + shift, 2 * STEPS + 1 + shift)]
+    assert [entry["step"] for entry in guard.history] == expected
+    assert [entry["lowered"] for entry in guard.history] == [True] + [False] * (2 * STEPS - 1)
+    np.testing.assert_allclose(
+        [entry["update_ratio"] for entry in guard.history[1:]],
+        [(RATE / 4) / (1 + RATE + (t - 1) * RATE / 4) for t in range(1, 2 * STEPS)],
+        rtol=1e-5,
+    )
+
+
 def test_measured_after_the_first_start_steps_then_every_every():
     model = _unit_step_model(0.01)
     guard = ReduceLROnHighUpdateRatio(every=4, start_steps=3)
