@@ -151,7 +151,7 @@ QUICK = {
 }
 QUICK["cures"] = {
     **QUICK["trained"],
-    **{k: FULL["cures"][k] for k in ("arms", "clipnorm_healthy_lr")},
+    **{k: FULL["cures"][k] for k in ("arms", "clipnorm_healthy_lr", "relu_seeds")},
 }
 
 
@@ -389,7 +389,7 @@ def cures_path(out, arm, learning_rate, seed):
 
 def _clipnorm(data, config, out):
     """The clipnorm from plain ReLU's gradient norms, measured once and stored."""
-    if "clipnorm" in config:  # Given, not measured (the measurement uses jax.grad).
+    if "clipnorm" in config:  # Given, not measured.
         return config["clipnorm"]
     path = Path(out) / "cures" / report.NORMS_FILE
     healthy = config["clipnorm_healthy_lr"]

@@ -53,6 +53,9 @@ later with a wrong model:
    output units of that kernel lie (Keras gives an initializer only the shape; its
    `EinsumDense` does the same for `VarianceScaling`'s `input_axes`/`output_axes`).
    Every other initializer passes through unchanged.
+11. `learning_rate_setting`, for `diagnostics.ReduceLROnHighUpdateRatio`: what an
+   optimizer was given as its learning rate (its variable, or the schedule object:
+   `optimizer.learning_rate` evaluates a schedule, and only `_learning_rate` holds it).
 """
 
 import contextlib
@@ -361,6 +364,12 @@ def ftrl_linear(optimizer, weights, accumulator):
     return -(weights * quadratic + l1 * np.sign(weights))
 
 
+def learning_rate_setting(optimizer):
+    """The learning rate `optimizer` holds (a `LossScaleOptimizer` is looked into): its
+    `keras.Variable` for a constant rate, else the `LearningRateSchedule` or callable."""
+    return getattr(optimizer, "inner_optimizer", optimizer)._learning_rate
+
+
 def compute_loss(model, x, y, y_pred, sample_weight, training):
     """`model.compute_loss(...)` as the backends' `train_step` calls it."""
     return model._compute_loss(
@@ -400,6 +409,16 @@ def _check_model_introspection():
     kinds = [(slot.kind, slot.role) for slot in slots]
     if sorted(kinds) != [("_momentums", "first"), ("_velocities", "second")]:
         _fail(f"Adam's per-variable state is no longer found (found {kinds})")
+
+
+def _check_learning_rate_setting():
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.5)
+    constant = keras.optimizers.SGD(1e-3, name="keras_relu_check_sgd")
+    scheduled = keras.optimizers.SGD(schedule, name="keras_relu_check_sgd")
+    if not isinstance(learning_rate_setting(constant), keras.Variable) or (
+        learning_rate_setting(scheduled) is not schedule
+    ):
+        _fail("an optimizer's learning rate is no longer held in `_learning_rate`")
 
 
 def _check_tensorflow_uniform():
@@ -586,6 +605,7 @@ def install(
     _check_tensorflow_uniform()
     _check_model_introspection()
     _check_compute_loss()
+    _check_learning_rate_setting()
     _shape_classes = tuple(_load_class(*where) for where in _SHAPE_LAYERS)
     _fixed_width_classes = tuple(_load_class(*where) for where in _FIXED_WIDTH_LAYERS)
     for cls in _shape_classes:

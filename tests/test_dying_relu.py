@@ -107,7 +107,7 @@ def test_the_cures_part_writes_results_a_report_and_resumes(study, monkeypatch):
         **TINY,
         "cures": {
             **TINY["trained"],
-            "arms": ["relu", "revive", "clipnorm", "schedule", "prelu"],
+            "arms": ["relu", "revive", "clipnorm", "schedule", "guard", "lamb", "prelu"],
             "relu_seeds": [0],
             "clipnorm": 1.0,
             "clipnorm_healthy_lr": 0.1,
@@ -124,15 +124,20 @@ def test_the_cures_part_writes_results_a_report_and_resumes(study, monkeypatch):
     )
     runs = sorted(p.name for p in (out / "cures").glob("*.json"))
     assert runs == [
-        f"{a}_lr0.1_seed0.json" for a in ("clipnorm", "prelu", "relu", "revive", "schedule")
+        f"{a}_lr0.1_seed0.json"
+        for a in ("clipnorm", "guard", "lamb", "prelu", "relu", "revive", "schedule")
     ]
     revive = json.loads((out / "cures" / "revive_lr0.1_seed0.json").read_text())
     assert revive["cure"]["every_n_batches"] > 0 and revive["recycled_units"] == 0  # 3 batches.
     clipped = json.loads((out / "cures" / "clipnorm_lr0.1_seed0.json").read_text())
     assert clipped["cure"] == {"arm": "clipnorm", "clipnorm": 1.0}
+    guarded = json.loads((out / "cures" / "guard_lr0.1_seed0.json").read_text())
+    assert guarded["cure"]["max_update_ratio"] == 0.05 and guarded["guard"]["measurements"] > 0
+    assert all(low["learning_rate"] < 0.1 for low in guarded["guard"]["lowerings"])
     assert (out / "plots" / "cures.png").stat().st_size > 0
     text = markdown.read_text()
     assert "## Cures" in text and "ReLU + clipnorm" in text and "PReLU (swapped in)" in text
+    assert "ReLU + ReduceLROnHighUpdateRatio" in text and "Lamb instead of Adam" in text
 
     def refuse(*args, **kwargs):
         raise AssertionError("retrained a finished result")

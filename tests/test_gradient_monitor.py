@@ -358,11 +358,11 @@ def test_an_uncompiled_model_is_refused():
         _run_begin(GradientMonitor(_data()), uncompiled)
 
 
-def test_a_probe_of_the_wrong_shape_is_refused_at_train_begin():
+def test_a_probe_the_loss_cannot_take_is_refused_at_train_begin():
     model = _mlp()
     x, y = _data()
     with pytest.raises(ValueError, match=r"cannot be evaluated on `probe` \(x, y shapes"):
-        model.fit(x, y, epochs=1, callbacks=[GradientMonitor((x[:, :3], y))])
+        model.fit(x, y, epochs=1, callbacks=[GradientMonitor((x, y[:16]))])
 
 
 # Two replicas need devices set up before the framework starts: a child Python.
@@ -430,3 +430,298 @@ def test_two_replicas_give_the_single_device_figures():
         assert single.keys() == distributed.keys()
         for key, value in single.items():
             np.testing.assert_allclose(distributed[key], value, rtol=1e-5, err_msg=key)
+
+
+# Issue 27: the update ratio counts only the optimizer's real weight updates; the
+# layer groups follow the model as it is built and frozen; a wrong probe is named cleanly.
+
+
+def _ratio(before, after):
+    """||after - before|| / ||before|| over lists of arrays."""
+    return _norm([a - b for a, b in zip(after, before, strict=True)]) / _norm(before)
+
+
+def _layer_weights(weights, layer):
+    """The MLP's `[kernel, bias]` of `layer` ("hidden" or "out") from `get_weights()`."""
+    first = {"hidden": 0, "out": 2}[layer]
+    return weights[first : first + 2]
+
+
+class SubclassedMLP(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(HIDDEN, name="hidden")
+        self.relu = keras_relu.ReLU(name="relu")
+        self.out = keras.layers.Dense(1, name="out")
+
+    def call(self, inputs):
+        return self.out(self.relu(self.hidden(inputs)))
+
+
+def test_a_subclassed_model_built_by_fit_gets_per_layer_figures():
+    # TensorFlow builds a subclassed model in `fit`, after `on_train_begin`.
+    model = SubclassedMLP()
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    x, y = _data()
+    monitor = GradientMonitor(_data(seed=1))
+    history = model.fit(x, y, batch_size=16, epochs=2, callbacks=[monitor], verbose=0)
+    for key in ("grad_norm/hidden", "grad_norm/out", "update_ratio/hidden", "update_ratio/out"):
+        assert len(history.history[key]) == 2, key
+        assert all(value > 0 for value in history.history[key]), key
+
+
+def _unknown_length(x, y, batch_size):
+    """`(x, y)` as a tf.data pipeline whose length Keras cannot know (`.filter`)."""
+    tf = pytest.importorskip("tensorflow")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+    data = data.filter(lambda x, y: True)
+    assert int(data.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    return data
+
+
+# Keras's JAX and torch trainers warn when a dataset of unknown length ends.
+_RAN_OUT = "ignore:Your input ran out of data:UserWarning"
+
+
+@pytest.mark.filterwarnings(_RAN_OUT)
+@pytest.mark.parametrize("every", [None, 2])
+def test_a_dataset_of_unknown_length_measures_its_last_real_step(every):
+    model = _mlp(keras.optimizers.SGD(0.05))
+    x, y = _data(48)
+    recorder = _WeightsBeforeEachBatch()
+    monitor = GradientMonitor(_data(seed=1), every=every, max_update_ratio=None)
+    history = model.fit(
+        _unknown_length(x, y, 16), epochs=2, callbacks=[recorder, monitor], verbose=0
+    )
+    # On TensorFlow and JAX an extra "batch" meets the end of the data and runs no step
+    # (torch's trainer meets it before a batch begins): the epoch's ratio is over its
+    # third batch, from the weights the recorder saw before that one.
+    after = model.get_weights()
+    if BACKEND == "torch":
+        assert len(recorder.weights) == 6  # 2 epochs x 3 batches.
+        before = recorder.weights[-1]
+    else:
+        assert len(recorder.weights) == 8  # 2 epochs x (3 batches + the end of the data).
+        before = recorder.weights[-2]
+        np.testing.assert_array_equal(recorder.weights[-1][0], after[0])
+    for layer in ("hidden", "out"):
+        expected = _ratio(_layer_weights(before, layer), _layer_weights(after, layer))
+        assert expected > 0
+        np.testing.assert_allclose(history.history[f"update_ratio/{layer}"][1], expected, rtol=1e-4)
+    # TensorFlow's optimizer counts the end of the data as an iteration (8, not 6).
+    assert monitor.history[-1]["step"] == int(model.optimizer.iterations.numpy())
+
+
+@pytest.mark.filterwarnings(_RAN_OUT)
+def test_a_dataset_of_unknown_length_can_warn_about_the_update_ratio():
+    model = _mlp(keras.optimizers.Adam(0.05))
+    x, y = _data(64)
+    monitor = GradientMonitor((x, y), max_update_ratio=0.01, patience=2, growth_factor=None)
+    with pytest.warns(GradientWarning) as caught:
+        model.fit(_unknown_length(x, y, 16), epochs=3, callbacks=[monitor], verbose=0)
+    assert any("update ratio of hidden has been above" in str(w.message) for w in caught)
+
+
+def test_gradient_accumulation_ratios_are_over_real_updates():
+    learning_rate = 0.05
+    model = _mlp(keras.optimizers.SGD(learning_rate, gradient_accumulation_steps=2))
+    x, y = _data(64)
+    recorder = _WeightsBeforeEachBatch()
+    monitor = GradientMonitor(_data(seed=1), every=1)
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, callbacks=[recorder, monitor])
+    # The start, then one measurement per batch; batches 1 and 3 (0-based) update the
+    # weights, 0 and 2 only accumulate: they report no update ratio (not 0.0).
+    has_ratio = ["update_ratio/hidden" in m for m in monitor.history]
+    assert has_ratio == [False, False, True, False, True]
+    assert [m["step"] for m in monitor.history] == [0, 0, 1, 1, 2]
+    weights = recorder.weights + [model.get_weights()]
+    for measurement, batch in ((monitor.history[2], 1), (monitor.history[4], 3)):
+        np.testing.assert_array_equal(weights[batch][0], weights[batch - 1][0])
+        for layer in ("hidden", "out"):
+            expected = _ratio(
+                _layer_weights(weights[batch], layer), _layer_weights(weights[batch + 1], layer)
+            )
+            np.testing.assert_allclose(measurement[f"update_ratio/{layer}"], expected, rtol=1e-4)
+
+
+def test_gradient_accumulation_epoch_ratio_is_over_the_last_real_update():
+    # 3 batches an epoch, updates on every second batch: the first epoch's last batch
+    # only accumulates, its last update is batch 1's.
+    model = _mlp(keras.optimizers.SGD(0.05, gradient_accumulation_steps=2))
+    x, y = _data(48)
+    recorder = _WeightsBeforeEachBatch()
+    monitor = GradientMonitor(_data(seed=1))
+    history = model.fit(
+        x, y, batch_size=16, epochs=1, shuffle=False, callbacks=[recorder, monitor], verbose=0
+    )
+    before, after = recorder.weights[1], recorder.weights[2]
+    expected = _ratio(_layer_weights(before, "hidden"), _layer_weights(after, "hidden"))
+    assert expected > 0
+    np.testing.assert_allclose(history.history["update_ratio/hidden"][0], expected, rtol=1e-4)
+    assert monitor.history[-1]["step"] == 1
+
+
+def test_gradient_accumulation_does_not_reset_patience():
+    def warnings_at(accumulation):
+        model = _mlp(keras.optimizers.SGD(0.1, gradient_accumulation_steps=accumulation))
+        x, y = _data(64)
+        monitor = GradientMonitor(
+            (x, y), every=1, max_update_ratio=1e-3, patience=3, growth_factor=None
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", GradientWarning)
+            model.fit(x, y, batch_size=8, epochs=2, callbacks=[monitor], verbose=0)
+        return [w for w in caught if issubclass(w.category, GradientWarning)]
+
+    assert len(warnings_at(None)) == 2  # hidden and out
+    assert len(warnings_at(2)) == 2
+
+
+class _FreezeAt(keras.callbacks.Callback):
+    """Freezes `layer` at the end of batch `batch` of the first epoch."""
+
+    def __init__(self, layer, batch):
+        super().__init__()
+        self.layer, self.batch = layer, batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.batch and self.model.get_layer(self.layer).trainable:
+            self.model.get_layer(self.layer).trainable = False
+
+
+@pytest.mark.skipif(
+    BACKEND == "jax",
+    reason="Keras's JAX trainer cannot change the trainable set during fit: its own state "
+    "sync assigns the old set's values to the new one, without any monitor.",
+)
+@pytest.mark.parametrize("order", ["freeze_first", "monitor_first"])
+def test_a_layer_frozen_during_fit_is_left_out_from_then_on(order):
+    model = _mlp(keras.optimizers.SGD(0.05))
+    x, y = _data(64)
+    monitor = GradientMonitor(_data(seed=1), every=1, max_update_ratio=None)
+    freeze = _FreezeAt("hidden", 1)
+    callbacks = [freeze, monitor] if order == "freeze_first" else [monitor, freeze]
+    model.fit(x, y, batch_size=16, epochs=2, callbacks=callbacks, verbose=0)
+    assert "grad_norm/hidden" in monitor.history[1]
+    last = monitor.history[-1]
+    assert "grad_norm/hidden" not in last and "update_ratio/hidden" not in last
+    reference = _reference_gradients(model, *_data(seed=1))
+    np.testing.assert_allclose(last["grad_norm/out"], _norm(reference["out"]), rtol=1e-4)
+    np.testing.assert_allclose(last["grad_norm"], _norm(reference["out"]), rtol=1e-4)
+
+
+@pytest.mark.skipif(
+    BACKEND == "torch", reason="Keras's torch trainer refuses steps_per_execution > 1."
+)
+@pytest.mark.parametrize("every", [None, 2])
+def test_steps_per_execution_reports_the_optimizer_iterations(every):
+    model = _mlp(keras.optimizers.SGD(0.05), steps_per_execution=3)
+    x, y = _data(128)
+    monitor = GradientMonitor(_data(seed=1), every=every, max_update_ratio=1e-6, patience=1)
+    with pytest.warns(GradientWarning) as caught:
+        model.fit(x, y, batch_size=16, epochs=2, callbacks=[monitor], verbose=0)
+    iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    assert iterations == 16
+    steps = [m["step"] for m in monitor.history]
+    assert steps[-1] == 16 and 8 in steps and all(s <= 16 for s in steps)
+    assert sorted(steps) == steps
+    first = min(m["step"] for m in monitor.history if "update_ratio/hidden" in m)
+    assert any(f"Epoch 1, step {first}:" in str(w.message) for w in caught)
+
+
+def _dead_mlp(optimizer):
+    """The MLP with 3 of its 6 hidden units dead on every input (bias -100)."""
+    model = _mlp(optimizer)
+    kernel, bias, *rest = model.get_weights()
+    bias[:3] = -100.0
+    model.set_weights([kernel, bias, *rest])
+    return model
+
+
+@pytest.mark.parametrize("every", [None, 1])
+def test_revival_edits_are_not_an_optimizer_step_whatever_the_order(every):
+    from keras_relu.diagnostics import ReviveDeadUnits
+
+    x, y = _data(64)
+    histories = {}
+    for order in ("monitor_first", "revive_first"):
+        keras.utils.set_random_seed(0)
+        model = _dead_mlp(keras.optimizers.SGD(0.01))
+        monitor = GradientMonitor(_data(seed=1), every=every, max_update_ratio=None)
+        reviver = ReviveDeadUnits(x, every_n_batches=2 if every else None, seed=0)
+        callbacks = [monitor, reviver] if order == "monitor_first" else [reviver, monitor]
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, callbacks=callbacks, verbose=0)
+        assert sum(report.total for _, _, report in reviver.reports) > 0
+        histories[order] = monitor.history
+    first, second = histories["monitor_first"], histories["revive_first"]
+    assert [m.keys() for m in first] == [m.keys() for m in second]
+    for a, b in zip(first, second, strict=True):
+        for key in a:
+            if key.startswith("update_ratio/"):
+                np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
+    # The optimizer's step alone is small; the revival's new weights are not.
+    assert max(m.get("update_ratio/hidden", 0) for m in second) < 0.1
+
+
+def test_update_ratio_tracker_counts_only_optimizer_updates():
+    from keras_relu.diagnostics.gradients import UpdateRatioTracker
+    from keras_relu.diagnostics.gradients import before_weight_edit
+
+    model = _mlp(keras.optimizers.SGD(0.05))
+    x, y = _data()
+    tracker = UpdateRatioTracker(model)
+    tracker.before_step()
+    assert tracker.after_step() is None  # No step in between.
+    start = model.get_weights()
+    tracker.before_step()
+    model.train_on_batch(x, y)
+    stepped = model.get_weights()
+    before_weight_edit(model.trainable_variables)  # Announced: not counted.
+    model.set_weights([w * 2 for w in stepped])
+    ratios = tracker.after_step()
+    assert set(ratios) == {"hidden", "out"}
+    expected = _ratio(_layer_weights(start, "out"), _layer_weights(stepped, "out"))
+    np.testing.assert_allclose(ratios["out"], expected, rtol=1e-5)
+    assert tracker.after_step() is None  # Each update is handed out once.
+
+
+def test_a_probe_of_the_wrong_shape_gets_the_same_clean_message_on_every_backend():
+    model = _mlp()
+    x, y = _data()
+    with pytest.raises(ValueError) as caught:
+        model.fit(x, y, epochs=1, callbacks=[GradientMonitor((x[:, :3], y))], verbose=0)
+    message = str(caught.value)
+    assert message == (
+        "GradientMonitor: `probe`'s x has shape (32, 3), but the model takes inputs "
+        "of shape (None, 5). Received: probe with x, y shapes ((32, 3), (32, 1))"
+    )
+
+
+def test_the_studys_gradient_norms_run_on_this_backend():
+    # Issue 27, item 22: examples/dying/cures.py differentiated with jax.grad by hand.
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+    from dying import cures
+    from dying import trained
+
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, (24, 4, 4, 3)).astype("uint8")
+    y_train = rng.integers(0, 10, 24)
+    data = ((x_train, y_train), (x_train[:8], y_train[:8]))
+    norms = cures.gradient_norms(data, {"batch_size": 8}, [1e-3], seed=0)[1e-3]
+    assert len(norms["steps"]) == 3  # 24 images in batches of 8.
+    assert all(len(step) == len(norms["variables"]) for step in norms["steps"])
+    # The first step's norms: the compiled loss's gradient on the first batch, from the
+    # same initial weights.
+    pixels = x_train.reshape(-1, 3).astype("float64")
+    model = trained.build_mlp(
+        "relu", 0, (4, 4, 3), mean=pixels.mean(axis=0), std=pixels.std(axis=0)
+    )
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    first = np.random.default_rng(0).permutation(24)[:8]
+    _, gradients = loss_gradients(model, x_train[first].astype("float32"), y_train[first])
+    expected = [np.linalg.norm(keras.ops.convert_to_numpy(g)) for g in gradients]
+    assert min(expected) > 0
+    np.testing.assert_allclose(norms["steps"][0], expected, rtol=1e-4)
+    assert norms["steps"][1] != norms["steps"][0]  # Trained between steps.

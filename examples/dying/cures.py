@@ -2,14 +2,20 @@
 
 ```
 relu        plain ReLU (the baseline, rerun here for the time ratio)
-revive      + keras_relu.diagnostics.ReviveDeadUnits (threshold 0, every REVIVE_EVERY batches,
-              scored on REVIVE_PROBE training images, stratified by class)
-revive_keep_state   the same with reset_optimizer=False: Adam's moments of the revived
-              entries are kept (zeroed moments with Adam's global step count give them
-              steps of several times the learning rate for tens of steps)
+revive      + keras_relu.diagnostics.ReviveDeadUnits at its defaults (threshold 0, the
+              optimizer state of revived entries set from their neighbours), every
+              REVIVE_EVERY batches, scored on a fresh random sample of REVIVE_PROBE
+              training images at each revival (as ReDo scores on a fresh batch)
+revive_zero the same with reset_optimizer="zero" (both of Adam's moments zeroed, as
+              ReDo's code and this package's earlier default did)
+revive_keep_state   the same with reset_optimizer="keep" (the moments kept)
 clipnorm    + Adam(clipnorm=CLIPNORM), chosen from the gradient norms (`gradient_norms`)
 schedule    + warm-up over the first quarter of the steps (one epoch of four) to the learning
               rate, then cosine decay to 0 (`trained.warmup_cosine`)
+guard       + keras_relu.diagnostics.ReduceLROnHighUpdateRatio at its defaults (lowers the rate
+              while a step's update ratio is above 0.05)
+lamb        keras.optimizers.Lamb at the learning rate instead of Adam (a per-layer trust
+              ratio: an optimizer that bounds the update ratio itself)
 rai         + hidden kernels from keras_relu.initializers.RandomizedAsymmetric (Lu et al. 2019)
 leaky_relu  ReLU model with keras_relu.swap_activations(model, "relu", "leaky_relu")
 prelu       ReLU model with keras_relu.swap_activations(model, "relu", "prelu")
@@ -28,10 +34,23 @@ from keras_relu import diagnostics
 
 from . import trained
 
-ARMS = ("relu", "revive", "revive_keep_state", "clipnorm", "schedule", "rai", "leaky_relu", "prelu")
+ARMS = (
+    "relu",
+    "revive",
+    "revive_zero",
+    "revive_keep_state",
+    "clipnorm",
+    "schedule",
+    "guard",
+    "lamb",
+    "rai",
+    "leaky_relu",
+    "prelu",
+)
 REVIVE_EVERY = 40  # Batches: about twice per epoch (79 batches of 128 in 10,000 images).
 REVIVE_PROBE = 256  # ReDo's batch size for scoring.
-REVIVE_PROBE_SEED = 0  # One probe for every seed and rate: the revive arms are paired.
+# The revival arms and their `reset_optimizer`.
+REVIVE_RESETS = {"revive": "neighbors", "revive_zero": "zero", "revive_keep_state": "keep"}
 # Held-out test images on which each revival's change of the logits is measured (the
 # outputs are kept only on the probe: units dead there may be alive on other images).
 HELD_OUT_IMAGES = 256
@@ -47,16 +66,26 @@ def _steps_per_epoch(config):
 def cure_settings(arm, clipnorm, config):
     """What an arm changes, stored with its result (a result with others is not reused)."""
     settings = {"arm": arm}
-    if arm in ("revive", "revive_keep_state"):
+    if arm in REVIVE_RESETS:
         settings.update(every_n_batches=REVIVE_EVERY, probe_images=REVIVE_PROBE, threshold=0.0)
-        size = min(REVIVE_PROBE, config["train_images"])  # All of a tiny test set.
-        settings["probe"] = trained.describe_probe(size, REVIVE_PROBE_SEED)
-        if arm == "revive_keep_state":
-            settings["reset_optimizer"] = False
+        settings["probe"] = "a fresh random sample of the training images at each revival"
+        settings["reset_optimizer"] = REVIVE_RESETS[arm]
     elif arm == "clipnorm":
         settings["clipnorm"] = clipnorm
     elif arm == "schedule":
         settings.update(warmup_epochs=config["epochs"] / 4, decay="cosine to 0")
+    elif arm == "guard":
+        guard = diagnostics.ReduceLROnHighUpdateRatio()
+        settings.update(
+            {
+                name: getattr(guard, name)
+                for name in ("max_update_ratio", "factor", "patience", "cooldown", "min_lr")
+            },
+            every=guard.every,
+            start_steps=guard.start_steps,
+        )
+    elif arm == "lamb":
+        settings["optimizer"] = "lamb"
     elif arm == "rai":
         settings["kernel_initializer"] = "randomized_asymmetric"
     return settings
@@ -118,26 +147,30 @@ class HeldOutShift(keras.callbacks.Callback):
 def run_arm(arm, learning_rate, seed, data, config, clipnorm):
     """Trains one arm; returns `trained.train_run`'s result with `cure` and, for
     `revive`, `recycled_units` (units ReviveDeadUnits re-drew, over training) and
-    `held_out_logit_shift` (how far each revival moved the logits on held-out images)."""
+    `held_out_logit_shift` (how far each revival moved the logits on held-out images); for
+    `guard`, `guard` (its lowerings: step, update ratio, layer, new rate)."""
     settings = cure_settings(arm, clipnorm, config)
     kwargs = {}
     reviver = None
-    if arm in ("revive", "revive_keep_state"):
-        (x_train, y_train), _ = data
-        size = min(REVIVE_PROBE, len(x_train))
-        probe, _ = diagnostics.sample_probe(x_train, size, labels=y_train, seed=REVIVE_PROBE_SEED)
+    guard = None
+    if arm in REVIVE_RESETS:
         reviver = diagnostics.ReviveDeadUnits(
-            probe.astype("float32"),
+            data[0][0].astype("float32"),
             every_n_batches=REVIVE_EVERY,
-            reset_optimizer=arm == "revive",
+            reset_optimizer=REVIVE_RESETS[arm],
             seed=seed,
+            probe_size=REVIVE_PROBE,
         )
-        kwargs["callbacks"] = [reviver]
     elif arm == "clipnorm":
         kwargs["optimizer"] = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
     elif arm == "schedule":
         steps = _steps_per_epoch(config) * config["epochs"]
         kwargs["optimizer"] = keras.optimizers.Adam(trained.warmup_cosine(learning_rate, steps))
+    elif arm == "guard":
+        guard = diagnostics.ReduceLROnHighUpdateRatio()
+        kwargs["callbacks"] = [guard]
+    elif arm == "lamb":
+        kwargs["optimizer"] = keras.optimizers.Lamb(learning_rate)
     elif arm == "rai":
         kwargs["transform"] = _rai_hidden(seed)
     elif arm in ("leaky_relu", "prelu"):
@@ -158,14 +191,24 @@ def run_arm(arm, learning_rate, seed, data, config, clipnorm):
         result["recycled_by_call"] = [report.total for _, _, report in reviver.reports]
         result["revival_skipped"] = reviver.reports[-1][2].skipped if reviver.reports else {}
         result["held_out_logit_shift"] = {"images": images, "by_call": shift.by_call}
+    if guard is not None:
+        result["guard"] = {
+            "measurements": len(guard.history),
+            "lowerings": [
+                {key: entry[key] for key in ("step", "update_ratio", "layer", "learning_rate")}
+                for entry in guard.history
+                if entry["lowered"]
+            ],
+            "final_learning_rate": guard.history[-1]["learning_rate"] if guard.history else None,
+        }
     return result
 
 
 def gradient_norms(data, config, learning_rates, seed=0, epochs=1):
     """Per-variable gradient norms of plain ReLU while it trains (the norms `clipnorm`
-    compares with), on the JAX backend: `{lr: {"steps": [[norm per variable]...]}}`."""
-    import jax
-
+    compares with): before each step, the gradient of the model's compiled loss on that
+    step's batch, from the package's own `GradientMonitor` machinery
+    (`loss_gradient_function`), on any backend: `{lr: {"steps": [[norm per variable]...]}}`."""
     (x_train, y_train), _ = data
     pixels = x_train.reshape(-1, x_train.shape[-1]).astype("float64")
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -175,25 +218,15 @@ def gradient_norms(data, config, learning_rates, seed=0, epochs=1):
             "relu", seed, x_train.shape[1:], mean=pixels.mean(axis=0), std=pixels.std(axis=0)
         )
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_fn)
-
-        def loss(trainable, non_trainable, x, y, model=model):
-            logits, _ = model.stateless_call(trainable, non_trainable, x)
-            return loss_fn(y, logits)
-
-        gradient = jax.jit(jax.grad(loss))
+        gradient = diagnostics.gradients.loss_gradient_function(model)
         order = np.random.default_rng(seed).permutation(len(x_train))
         norms = []
         for _ in range(epochs):
             for start in range(0, len(order), config["batch_size"]):
                 index = order[start : start + config["batch_size"]]
                 x, y = x_train[index].astype("float32"), y_train[index]
-                grads = gradient(
-                    [v.value for v in model.trainable_variables],
-                    [v.value for v in model.non_trainable_variables],
-                    x,
-                    y,
-                )
-                norms.append([float(np.linalg.norm(np.asarray(g))) for g in grads])
+                _, grads = gradient(x, y)
+                norms.append([float(np.linalg.norm(keras.ops.convert_to_numpy(g))) for g in grads])
                 model.train_on_batch(x, y)
         result[learning_rate] = {
             "variables": [v.path for v in model.trainable_variables],

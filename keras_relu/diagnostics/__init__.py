@@ -8,6 +8,9 @@
   that no figure is taken on one class of an ordered data set.
 - `gradients`: gradient norms and update ratios per layer during `fit`
   (`GradientMonitor`, `GradientWarning`).
+- `guard`: a callback that lowers the learning rate while an optimizer step moves
+  some layer's weights too far (`ReduceLROnHighUpdateRatio`), scaling a schedule
+  without replacing it (`ScaledSchedule`).
 """
 
 from keras_relu.diagnostics.dead_units import DeadUnitMonitor as DeadUnitMonitor
@@ -21,6 +24,8 @@ from keras_relu.diagnostics.dead_units import is_activation_layer as is_activati
 from keras_relu.diagnostics.dead_units import summarize as summarize
 from keras_relu.diagnostics.gradients import GradientMonitor as GradientMonitor
 from keras_relu.diagnostics.gradients import GradientWarning as GradientWarning
+from keras_relu.diagnostics.guard import ReduceLROnHighUpdateRatio as ReduceLROnHighUpdateRatio
+from keras_relu.diagnostics.guard import ScaledSchedule as ScaledSchedule
 from keras_relu.diagnostics.probes import probe_rows as probe_rows
 from keras_relu.diagnostics.probes import sample_probe as sample_probe
 from keras_relu.diagnostics.revive import RevivalReport as RevivalReport
@@ -33,8 +38,10 @@ __all__ = [
     "GradientMonitor",
     "GradientWarning",
     "NonFiniteProbeWarning",
+    "ReduceLROnHighUpdateRatio",
     "RevivalReport",
     "ReviveDeadUnits",
+    "ScaledSchedule",
     "UnmeasuredActivationWarning",
     "activation_stats",
     "is_activation_layer",

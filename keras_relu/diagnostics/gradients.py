@@ -9,10 +9,13 @@ grad_norm               ||g||                          over every trainable weig
 grad_norm/<layer>       ||g_layer||                    over that layer's trainable weights
 update_ratio/<layer>    ||w_after - w_before|| / ||w_before||     over the last step
 ```
-The update ratio is taken over the last optimizer step before the measurement
-(a `steps_per_execution` group of steps where that is above 1), not over the whole
-interval since the previous measurement: so it does not grow with the interval,
-and it is the quantity the "about 1e-3 is healthy" rule of thumb is about.
+The update ratio is taken over the last real weight update by the optimizer before
+the measurement (`UpdateRatioTracker`: a `steps_per_execution` group of steps where
+that is above 1; not an accumulate-only step of `gradient_accumulation_steps`, not
+the end of a dataset of unknown length, not an edit announced with
+`before_weight_edit` such as a revival), not over the whole interval since the
+previous measurement: so it does not grow with the interval, and it is the quantity
+the "about 1e-3 is healthy" rule of thumb is about.
 
 Layers are named as `activation_stats` names them, the layers of a nested model as
 "outer/inner"; but weights are counted once: a layer (or nested model) called
@@ -22,6 +25,7 @@ trainable weights (activations other than PReLU, frozen layers) are left out.
 
 import math
 import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -155,6 +159,37 @@ def _gradient_function(model, training):
     return gradients
 
 
+def loss_gradient_function(model, training=False):
+    """`loss_gradients` of `model`, compiled as its train step is, for repeated use.
+
+    What `GradientMonitor` evaluates on its probe, for any batch: a `tf.function`
+    (with XLA under `jit_compile`) or `jax.jit` traced once, eager under `run_eagerly`
+    and on torch. The weights are read at each call.
+
+    Args:
+        model: A compiled Keras model.
+        training: Whether the layers run in training mode (see `loss_gradients`).
+            Default: False.
+
+    Returns:
+        `f(x, y, sample_weight=None)` returning `(loss, gradients)` as
+        `loss_gradients` does: one gradient per `model.trainable_variables` at the
+        time of the call that traced it.
+
+    Example:
+    >>> gradients = loss_gradient_function(model)
+    >>> loss, grads = gradients(x_batch, y_batch)
+    >>> [float(np.linalg.norm(keras.ops.convert_to_numpy(g))) for g in grads]
+    """
+    function = _gradient_function(model, training)
+    one = np.asarray(1.0, dtype="float32")
+
+    def gradients(x, y, sample_weight=None):
+        return function(x, y, sample_weight, one)
+
+    return gradients
+
+
 def _in_replica_context(gradients, strategy):
     """`gradients` run by a `tf.distribute` strategy, whose variables can only be read in
     a replica context: every replica evaluates the whole probe, the first one's result
@@ -206,6 +241,173 @@ def _norm(arrays):
     return math.sqrt(sum(float(np.sum(np.square(a, dtype="float64"))) for a in arrays))
 
 
+def _sync(model):
+    """On JAX, copies the training loop's state into the variables (a no-op elsewhere, and
+    once a step): what a callback's `self.model` does, for a holder of the bare model."""
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+
+
+_TRACKERS = weakref.WeakSet()  # Every live UpdateRatioTracker, for `before_weight_edit`.
+
+
+class UpdateRatioTracker:
+    """Per-layer ||w_after - w_before|| / ||w_before|| over the optimizer's last real weight update.
+
+    ```
+    ratio[layer] = ||w_after - w_before|| / ||w_before||     over that layer's trainable weights
+    ```
+    Call `before_step` before a training step (from `on_train_batch_begin`) and
+    `after_step` after it (from `on_train_batch_end`, or later): `after_step` returns
+    the ratios over the latest step in which the optimizer updated the weights
+    (`optimizer.iterations` moved: a `steps_per_execution` group counts as one step),
+    or None where it made no update. So none of these counts as an update:
+    - the extra "batch" of a dataset of unknown length, which only meets the end of
+      the data (`before_step` then finishes the previous step's measurement, which
+      the next `after_step` returns);
+    - a step that only accumulates gradients (`gradient_accumulation_steps`), or
+      that a `LossScaleOptimizer` skips (`optimizer.iterations` counts only real
+      updates), or that leaves every weight exactly as it was (TensorFlow's count
+      moves at the end of a dataset of unknown length);
+    - an edit of the weights announced with `before_weight_edit`, as
+      `revive_dead_units` announces its own, whatever the order of the callbacks.
+
+    Layers are grouped as `weight_groups` groups them, once the model is built, and
+    again whenever its set of trainable weights changes (a layer frozen during `fit`).
+
+    Args:
+        model: A compiled Keras model (the one `fit` trains).
+
+    Example:
+    >>> tracker = UpdateRatioTracker(model)
+    >>> tracker.before_step()
+    >>> model.train_on_batch(x, y)
+    >>> tracker.after_step()
+    {'dense': 0.0012, 'dense_1': 0.0009}
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._groups = None
+        self._trainable_ids = None
+        self._before = None  # (optimizer iterations, {id(variable): value}) before a step.
+        self._completed = None  # Ratios of the latest real update, until `after_step`.
+        _TRACKERS.add(self)
+
+    def groups(self):
+        """`{layer_path: [trainable variables]}` (`weight_groups`), kept while the model's
+        trainable set stays the same; {} while the model is not built."""
+        if not self.model.built:
+            return {}
+        ids = tuple(id(v) for v in self.model.trainable_variables)
+        if ids != self._trainable_ids:
+            self._groups = weight_groups(self.model)
+            self._trainable_ids = ids
+        return self._groups
+
+    def iterations(self):
+        """The optimizer's count of real weight updates (`optimizer.iterations`)."""
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError(
+                "UpdateRatioTracker needs a compiled model (it reads the optimizer's "
+                f"iterations). Received: model={self.model.name!r}"
+            )
+        return int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+    def before_step(self):
+        """Copies the trainable weights (call it from `on_train_batch_begin`)."""
+        _sync(self.model)
+        iterations = self.iterations()
+        self._finish(iterations)
+        variables = [v for group in self.groups().values() for v in group]
+        self._before = (iterations, {id(v): v.numpy() for v in variables})
+
+    def after_step(self):
+        """`{layer_path: ratio}` over the latest real update since the previous call,
+        or None when the optimizer made none (call it from `on_train_batch_end`)."""
+        if self._before is not None:
+            _sync(self.model)
+            self._finish(self.iterations())
+        ratios, self._completed = self._completed, None
+        return ratios
+
+    def _finish(self, iterations):
+        """Measures the step since `before_step` if the optimizer updated the weights."""
+        if self._before is None or iterations == self._before[0]:
+            return  # No update yet: the copy still holds the weights before the next one.
+        before = self._before[1]
+        ratios = {}
+        changes = []
+        for path, group in self.groups().items():
+            if not all(id(v) in before for v in group):
+                continue  # Became trainable during the step: no value before it.
+            old = [before[id(v)] for v in group]
+            change = _norm([v.numpy() - b for v, b in zip(group, old, strict=True)])
+            changes.append(change)
+            size = _norm(old)
+            ratios[path] = change / size if size > 0 else math.inf
+        if not any(changes):
+            # Not a single weight moved: no update, though the count moved (TensorFlow
+            # counts the end of a dataset of unknown length as an iteration). The copy
+            # still holds the weights before the next one.
+            self._before = (iterations, before)
+            return
+        self._before = None
+        self._completed = ratios
+
+    def _before_edit(self, variables):
+        if self._before is None or not any(id(v) in self._before[1] for v in variables):
+            return
+        _sync(self.model)
+        self._finish(self.iterations())
+        # No update since `before_step`: the copy would count the edit; drop it.
+        self._before = None
+
+
+def before_weight_edit(variables):
+    """Announces an edit of `variables` outside the optimizer, before it is made.
+
+    Every `UpdateRatioTracker` (so every `GradientMonitor`) holding one of them
+    measures the optimizer step in progress now, on the weights before the edit, and
+    does not count the edit as an update. `revive_dead_units` calls it.
+
+    Args:
+        variables: The Keras variables about to be assigned.
+    """
+    variables = list(variables)
+    for tracker in list(_TRACKERS):
+        tracker._before_edit(variables)
+
+
+def _shapes(structure):
+    return keras.tree.map_structure(lambda a: tuple(getattr(a, "shape", ())), structure)
+
+
+def _input_mismatch(model, x):
+    """Where the probe's `x` does not fit the model's declared inputs, in words, or None.
+
+    Only what cannot fit is named: an input of the same rank with another size on a
+    known non-batch axis (Keras adjusts a rank that differs by one itself). Models
+    without declared inputs (subclassed) and dict inputs are left to the backend.
+    """
+    inputs = getattr(model, "inputs", None) if model.built else None
+    if not inputs or isinstance(x, dict):
+        return None
+    arrays = keras.tree.flatten(x)
+    if len(arrays) != len(inputs):
+        return None
+    for i, (array, tensor) in enumerate(zip(arrays, inputs, strict=True)):
+        got, want = tuple(getattr(array, "shape", ())), tuple(tensor.shape)
+        if len(got) == len(want) and any(
+            w is not None and g != w for g, w in zip(got[1:], want[1:], strict=True)
+        ):
+            name = "x" if len(inputs) == 1 else f"x[{i}]"
+            return f"`probe`'s {name} has shape {got}, but the model takes inputs of shape {want}"
+    return None
+
+
 class GradientMonitor(keras.callbacks.Callback):
     """Gradient norms and update ratios on a fixed probe batch, per layer, during `fit`.
 
@@ -222,13 +424,22 @@ class GradientMonitor(keras.callbacks.Callback):
     ```
     Layers are named as `activation_stats` names them ("outer/inner" in nested
     models; a shared layer once, by its name); layers without trainable weights,
-    frozen layers included, are left out. Every measurement is also appended to
-    `history`, a list of dicts with `epoch` and `step` (optimizer steps since the
-    start of `fit`), so per-batch figures are kept.
+    frozen layers included, are left out; the layers are taken once the model is
+    built, and again when its trainable set changes (a layer frozen during `fit`).
+    Every measurement is also appended to `history`, a list of dicts with `epoch` and
+    `step` (`optimizer.iterations`: the optimizer's real updates), so per-batch
+    figures are kept.
+
+    The update ratio is over the latest real weight update before the measurement
+    (see `UpdateRatioTracker`): a measurement after a step that made none (an
+    accumulate-only step of `gradient_accumulation_steps`) has no `update_ratio`,
+    neither counting towards `patience` nor resetting it; the epoch's logs carry the
+    latest one. `ReviveDeadUnits`'s edits are not counted, in either callback order.
 
     Cost: one forward and backward pass over the probe per measurement, and a copy
-    of the trainable weights before the step that precedes it (before every step
-    when the number of steps an epoch is unknown, as for a dataset of unknown
+    of the trainable weights before the step that precedes it (before each of the
+    last `gradient_accumulation_steps` steps with gradient accumulation; before every
+    step when the number of steps an epoch is unknown, as for a dataset of unknown
     length). At the defaults, less than 2% of an epoch of the CIFAR-10 example
     (`benchmarks/RESULTS.md`).
 
@@ -318,14 +529,15 @@ class GradientMonitor(keras.callbacks.Callback):
 
     def _reset(self):
         self._gradient_function = None
-        self._groups = None
+        self._function_variables = None  # The trainable set the function was made for.
+        self._tracker = None
         self._first_norm = None
         self._above = {}
         self._warned = set()
-        self._before_step = None  # Weights before the step about to run.
+        self._tracking = False  # Whether the step about to run is measured by the tracker.
+        self._ratios = None  # The latest real update's ratios, until a measurement takes them.
+        self._last_ratios = {}  # The latest real update's ratios, for the epoch's logs.
         self._measure_after_step = False
-        self._epoch_ending = False  # Whether the step being measured ends an epoch.
-        self._step = 0
         self._latest = None  # The figures measured after the latest step.
 
     # Callback hooks.
@@ -339,37 +551,47 @@ class GradientMonitor(keras.callbacks.Callback):
                 "GradientMonitor needs a compiled model (it evaluates the model's compiled "
                 f"loss on `probe`): call `model.compile(...)` first. Received: {model.name!r}"
             )
-        self._groups = weight_groups(model)
+        self._tracker = UpdateRatioTracker(model)
         self._steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
-        self._gradient_function = _gradient_function(model, self.training)
-        try:
-            figures = self._measure(epoch=0, with_updates=False)
-        except Exception as error:  # Whatever the backend raises: name the argument.
-            shapes = keras.tree.map_structure(
-                lambda a: tuple(getattr(a, "shape", ())), (self.x, self.y)
+        # With gradient accumulation only one step in `accumulation` updates the
+        # weights: track the last `accumulation` steps before a measurement, so that the
+        # tracker sees the latest real update among them.
+        optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+        accumulation = int(getattr(optimizer, "gradient_accumulation_steps", None) or 1)
+        self._window = -(-accumulation // self._steps_per_execution)  # In executions.
+        mismatch = _input_mismatch(model, self.x)
+        if mismatch:  # Before any tracing: TensorFlow's error would embed its trace.
+            raise ValueError(
+                f"GradientMonitor: {mismatch}. Received: probe with x, y shapes "
+                f"{_shapes((self.x, self.y))}"
             )
+        try:
+            self._measure(epoch=0, epoch_end=False)
+        except Exception as error:  # Whatever the backend raises: name the argument.
             raise ValueError(
                 f"GradientMonitor: the model's loss cannot be evaluated on `probe` "
-                f"(x, y shapes {shapes}): {type(error).__name__}: {error}"
+                f"(x, y shapes {_shapes((self.x, self.y))}): {type(error).__name__}: {error}"
             ) from error
-        del figures  # Not the growth baseline: see `_check`.
 
     def on_train_batch_begin(self, batch, logs=None):
-        last_of_epoch = self._ends_epoch(batch)
-        self._epoch_ending = last_of_epoch
         self._measure_after_step = self._measures_after(batch)
-        if last_of_epoch or self._measure_after_step:
-            # Accessing `self.model` syncs JAX's state: only where a figure needs it.
-            self._before_step = [v.numpy() for v in self._variables()]
-        else:
-            self._before_step = None
+        step = self._steps_per_execution
+        self._tracking = any(
+            self._ends_epoch(start) or self._measures_after(start)
+            for start in range(batch, batch + self._window * step, step)
+        )
+        if self._tracking:
+            # Accessing the weights syncs JAX's state: only where a figure needs it.
+            self._tracker.before_step()
         self._latest = None
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step += self._steps_per_execution
+        # Without `every` this hook does nothing (Keras may run it on another thread):
+        # the epoch's end collects the tracked step.
         if not self._measure_after_step:
             return
-        self._latest = self._measure(epoch=self._epoch, with_updates=True)
+        self._collect_ratios()
+        self._latest = self._measure(epoch=self._epoch, epoch_end=self._ends_epoch(batch))
         if logs is not None:
             logs.update(self._figures(self._latest))
 
@@ -379,11 +601,21 @@ class GradientMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         figures = self._latest  # Measured after the epoch's last batch already.
         if figures is None:
-            figures = self._measure(epoch=epoch, with_updates=self._before_step is not None)
+            self._collect_ratios()
+            figures = self._measure(epoch=epoch, epoch_end=True)
         if logs is not None:
             logs.update(self._figures(figures))
+            # Each epoch's logs have every layer's ratio, over the latest real update
+            # (where the epoch's last measurement found none: gradient accumulation).
+            for path, ratio in self._last_ratios.items():
+                logs.setdefault(f"update_ratio/{path}", ratio)
 
     # Measurement.
+
+    def _collect_ratios(self):
+        ratios = self._tracker.after_step()
+        if ratios is not None:
+            self._ratios = self._last_ratios = ratios
 
     def _ends_epoch(self, batch):
         steps = self.params.get("steps") if self.params else None
@@ -395,9 +627,6 @@ class GradientMonitor(keras.callbacks.Callback):
         last = batch + self._steps_per_execution
         return last // self.every > batch // self.every
 
-    def _variables(self):
-        return self.model.trainable_variables
-
     def _loss_scale(self):
         optimizer = self.model.optimizer
         if optimizer is None or not hasattr(optimizer, "scale_loss"):
@@ -405,8 +634,15 @@ class GradientMonitor(keras.callbacks.Callback):
         return float(keras.ops.convert_to_numpy(optimizer.scale_loss(1.0)))
 
     def _gradients(self):
-        """The probe's gradients as numpy arrays, the model's state left as it was."""
+        """The probe's gradients (numpy arrays, one per trainable variable) and those
+        variables, the model's state left as it was."""
         model = self.model
+        variables = model.trainable_variables
+        if self._function_variables != [id(v) for v in variables]:
+            # First use, or a layer frozen or unfrozen since (a traced function would
+            # still differentiate the old set).
+            self._gradient_function = _gradient_function(model, self.training)
+            self._function_variables = [id(v) for v in variables]
         state = list(model.metrics_variables)
         if self.training:
             state += model.non_trainable_variables
@@ -422,41 +658,36 @@ class GradientMonitor(keras.callbacks.Callback):
         finally:
             for variable, value in zip(state, saved, strict=True):
                 variable.assign(value)
-        return float(keras.ops.convert_to_numpy(loss)), gradients
+        return float(keras.ops.convert_to_numpy(loss)), gradients, model.trainable_variables
 
     def _call_gradient_function(self, scale):
         scale = np.asarray(scale, dtype="float32")  # A tensor argument: one trace.
         return self._gradient_function(self.x, self.y, self.sample_weight, scale)
 
-    def _measure(self, epoch, with_updates):
-        loss, gradients = self._gradients()
-        variables = self._variables()
+    def _measure(self, epoch, epoch_end):
+        loss, gradients, variables = self._gradients()
         index = {id(v): i for i, v in enumerate(variables)}
+        groups = self._tracker.groups()
         figures = {"grad_norm": _norm(gradients), "loss": loss}
         finite = {}
-        for path, group in self._groups.items():
+        for path, group in groups.items():
             layer_gradients = [gradients[index[id(v)]] for v in group]
             figures[f"grad_norm/{path}"] = _norm(layer_gradients)
             finite[path] = all(np.all(np.isfinite(g)) for g in layer_gradients)
-        if with_updates and self._before_step is not None:
-            for path, group in self._groups.items():
-                before = [self._before_step[index[id(v)]] for v in group]
-                after = [v.numpy() for v in group]
-                change = _norm([a - b for a, b in zip(after, before, strict=True)])
-                size = _norm(before)
-                figures[f"update_ratio/{path}"] = change / size if size > 0 else math.inf
-            self._before_step = None
-        self.history.append({"epoch": epoch, "step": self._step, **figures})
-        self._check(figures, epoch, finite)
+        ratios, self._ratios = self._ratios, None  # Each update is counted once.
+        for path, ratio in (ratios or {}).items():
+            figures[f"update_ratio/{path}"] = ratio
+        step = self._tracker.iterations()
+        self.history.append({"epoch": epoch, "step": step, **figures})
+        self._check(figures, epoch, step, finite, epoch_end)
         return figures
 
-    @staticmethod
-    def _figures(figures):
+    def _figures(self, figures):
         """What goes into the logs: everything but the probe's loss (fit logs its own)."""
         return {k: v for k, v in figures.items() if k != "loss"}
 
-    def _check(self, figures, epoch, finite):
-        where = f"Epoch {epoch + 1}, step {self._step}"
+    def _check(self, figures, epoch, step, finite, epoch_end):
+        where = f"Epoch {epoch + 1}, step {step}"
         broken = [path for path, ok in finite.items() if not ok]
         if broken:
             self._warn(
@@ -465,7 +696,7 @@ class GradientMonitor(keras.callbacks.Callback):
                 "learning rate, clip the gradient (`clipnorm=`) or check the data and loss.",
             )
         norm = figures["grad_norm"]
-        if self._first_norm is None and self._epoch_ending and math.isfinite(norm):
+        if self._first_norm is None and epoch_end and math.isfinite(norm):
             # The baseline is the measurement at the end of the first epoch: until then
             # BatchNorm's moving statistics, which the inference-mode probe uses, are still
             # settling from their initial 0 and 1, and the gradient norm moves with them
@@ -484,7 +715,7 @@ class GradientMonitor(keras.callbacks.Callback):
                 )
         if self.max_update_ratio is None:
             return
-        for path in self._groups:
+        for path in self._tracker.groups():
             ratio = figures.get(f"update_ratio/{path}")
             if ratio is None:
                 continue
@@ -507,4 +738,13 @@ class GradientMonitor(keras.callbacks.Callback):
         warnings.warn(message, GradientWarning, stacklevel=3)
 
 
-__all__ = ["GradientMonitor", "GradientWarning", "loss_gradients", "weight_groups", "jax_state"]
+__all__ = [
+    "GradientMonitor",
+    "GradientWarning",
+    "UpdateRatioTracker",
+    "before_weight_edit",
+    "jax_state",
+    "loss_gradient_function",
+    "loss_gradients",
+    "weight_groups",
+]

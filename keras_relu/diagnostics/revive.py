@@ -61,6 +61,7 @@ from keras_relu import _keras_integration
 from keras_relu import activations
 from keras_relu import layers
 from keras_relu.diagnostics import dead_units
+from keras_relu.diagnostics import gradients
 from keras_relu.diagnostics import probes
 
 _PRODUCERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
@@ -410,6 +411,7 @@ class _Reviver:
                 edits.zero_rows(consumer.layer.kernel, rows)
         if edits.values and optimizer is not None:
             _reset_optimizer(optimizer, edits, reset)
+        gradients.before_weight_edit(edits.variables.values())  # Not an optimizer step.
         for key, variable in edits.variables.items():
             variable.assign(edits.values[key].astype(variable.dtype))
         units = {name: [int(u) for u in indices] for name, indices in chosen.items()}
