@@ -227,8 +227,10 @@ def provenance(config=None):
 
     `git.clean` is whether the checkout matched its commit outside `RESULT_FOLDERS`
     (a run writes its results there); `git.changed` lists what differed (up to 20
-    paths). Without git, `git` is None. `libraries` has every backend installed,
-    not only the one Keras ran on (`backend`).
+    paths), and names the `keras_relu` that ran when it is not this checkout's (an
+    install from elsewhere: then the commit does not say which package code ran).
+    Without git, `git` is None. `libraries` has every backend installed, not only the
+    one Keras ran on (`backend`).
     """
     commit = _git("rev-parse", "HEAD")
     git = None
@@ -236,6 +238,10 @@ def provenance(config=None):
         excluded = [f":(top,exclude){folder}" for folder in RESULT_FOLDERS]
         status = _git("status", "--porcelain", "--", ":(top).", *excluded)
         changed = None if status is None else [line[3:] for line in status.splitlines()]
+        top = _git("rev-parse", "--show-toplevel")
+        package = Path(keras_relu.__file__).resolve().parent
+        if changed is not None and top is not None and not package.is_relative_to(top.strip()):
+            changed.insert(0, f"keras_relu imported from outside this checkout: {package}")
         git = {
             "commit": commit.strip(),
             "clean": None if changed is None else not changed,
