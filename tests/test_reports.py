@@ -309,3 +309,30 @@ def test_cifar_against_relu_says_tie_with_mean_and_spread_in_the_cells():
     )
     assert rows["selu"].endswith("2 seeds): tie |")
     assert cifar_report.against_relu(_cifar_runs({"gelu": (0.8, 0.9)})) == []
+
+
+def test_how_early_the_gradient_warning_came_is_computed_from_the_runs():
+    from dying import gradients
+
+    def run(seed, warned, dying_step):
+        return {
+            "variant": "relu",
+            "learning_rate": 1e-2,
+            "seed": seed,
+            "remedy": None,
+            "gradient_warnings": [{"step": warned}],
+            "dead_unit_warnings": ["Epoch 1: dead units above 0.2"],
+            "steps_per_epoch": 50,
+            "config": {"every": 4},
+            "every_few_batches": [
+                {"step": 4, "dead_fraction/dense": 0.1},
+                {"step": dying_step, "dead_fraction/dense": 0.3},
+            ],
+        }
+
+    answers = gradients._answers([run(0, 12, 8), run(1, 16, 12)])
+    (bullet,) = [line for line in answers if line.startswith(gradients.HOW_EARLY)]
+    assert "`GradientMonitor` warned at step 12-16 of ReLU's 2 runs at 1e-2" in bullet
+    assert "`DeadUnitMonitor` (which measures once an epoch) at step 50" in bullet
+    assert "more than 20% dead at step 8-12" in bullet
+    assert len(answers) == len(gradients.ANSWERS)
