@@ -1,13 +1,15 @@
 """The dying-ReLU report: Markdown, plots and `resistance.json`, from the result files.
 
-Reads `born_dead/*.json` and `trained/*.json` under the results folder (whatever
-exists: a partial run gives a partial report) and writes:
+Reads `born_dead/*.json`, `trained/*.json`, `cures/*.json` and `gradients/*.json` under
+the results folder (whatever exists: a partial run gives a partial report that says what
+is missing) and writes:
 
 - `report.md` (and, with `markdown_path`, that file below its hand-written preface);
 - `plots/collapse_vs_depth.png`, `plots/born_dead_vs_depth.png`,
   `plots/initialization_vs_depth.png` (He normal against RAI, ReLU),
   `plots/dead_vs_epoch.png`, `plots/inactive_vs_epoch.png`,
-  `plots/final_dead_vs_lr.png`, `plots/final_inactive_vs_lr.png`, `plots/accuracy_vs_lr.png`;
+  `plots/final_dead_vs_lr.png`, `plots/final_inactive_vs_lr.png`, `plots/accuracy_vs_lr.png`,
+  `plots/cures.png`;
 - `resistance.json`: how each variant fared in the trained-to-death part, for tables
   that say which variant to use. Its format:
 
@@ -23,6 +25,11 @@ exists: a partial run gives a partial report) and writes:
       "stops_learning_at": lr or null # lowest lr with test accuracy <= STOPPED_BELOW
   }}
   ```
+
+Every comparison goes through `verdicts.py` (and so `examples/paired.py`): each variant or
+cure minus plain ReLU, paired by seed, with its 95% interval; "better" or "worse" only where
+the interval excludes 0. The cures part also checks issue 29's targets (`verdicts.check_targets`:
+met, not met, or not measured with what is missing).
 """
 
 import json

@@ -137,7 +137,8 @@ def time_ratio(runs, reference):
     if not pairs:
         return TimeRatio(None, 0, 0.0)
     ratio = _median(r["train_seconds"] / b["train_seconds"] for r, b in pairs)
-    apart = max(abs(finished_seconds(r) - finished_seconds(b)) for r, b in pairs)
+    stamped = [(r, b) for r, b in pairs if "finished" in r and "finished" in b]
+    apart = max((abs(finished_seconds(r) - finished_seconds(b)) for r, b in stamped), default=0)
     return TimeRatio(ratio, len(pairs), float(apart))
 
 
