@@ -8,14 +8,13 @@ same low learning rate on a fixed subset of the training images, and its test
 accuracy is measured before and after. Each (arm, seed) is one JSON file, written
 atomically, so the runs resume; `--report` writes the summary between its markers
 in `examples/RESULTS.md` (above the CIFAR-10 report's marker, so regenerating that
-report keeps it).
+report keeps it); an `--out` with no runs is refused, never written over the section.
 
     python examples/finetune_swap.py --data-dir ../shared/datasets/cifar10-jpeg.tar.gz
     python examples/finetune_swap.py --report
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
+from cifar10 import cli  # noqa: E402
 from cifar10 import data as data_lib  # noqa: E402
 from cifar10 import train as train_lib  # noqa: E402
 from cifar10_compare import subset  # noqa: E402
@@ -62,17 +62,39 @@ END = "<!-- end of finetune-swap -->"
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arms", default=",".join(ARMS), help="Default: %(default)s")
-    parser.add_argument("--seeds", default="0,1", help="Default: %(default)s")
-    parser.add_argument("--out", default=str(ROOT / "examples/results/finetune_swap"))
+    parser.add_argument("--seeds", type=cli.seed_list, default=[0, 1], help="Default: 0,1")
+    parser.add_argument(
+        "--out", type=cli.results_folder, default=str(ROOT / "examples/results/finetune_swap")
+    )
     parser.add_argument("--data-dir", help="As for cifar10_compare.py.")
     parser.add_argument("--cache-dir", default=str(data_lib.DEFAULT_CACHE_DIR))
     parser.add_argument("--report", action="store_true", help="Only write the report.")
-    parser.add_argument("--markdown", default=str(ROOT / "examples/RESULTS.md"))
+    parser.add_argument(
+        "--markdown",
+        default=str(ROOT / "examples/RESULTS.md"),
+        help="The Markdown file the report's section is written into. Default: %(default)s",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.arms.split(",")) - set(ARMS)
     if unknown:
         parser.error(f"unknown --arms {sorted(unknown)}; choose from {','.join(ARMS)}")
+    if not Path(args.markdown).is_file():  # Checked before training, not after.
+        parser.error(
+            f"argument --markdown: must be an existing Markdown file to write the section "
+            f"into. Received: {args.markdown!r}"
+        )
     return args
+
+
+RUN_KEYS = ("arm", "seed", "config", "test_accuracy_before", "test_accuracy_after")
+RUN_KEYS += ("alpha_mean_abs_by_layer", "train_seconds", "backend")  # What `report` reads.
+
+
+def load_runs(out_dir):
+    """Every run's JSON in `out_dir/runs`; `cli.ResultFileError` names a damaged one."""
+    return [
+        cli.read_result(path, RUN_KEYS) for path in sorted(Path(out_dir, "runs").glob("*.json"))
+    ]
 
 
 def swapped_model(arm):
@@ -133,9 +155,24 @@ def finetune(arm, seed, data):
     }
 
 
+class ReportRefused(ValueError):
+    """The report is not written: the results folder holds no runs, or the Markdown
+    file's markers are broken. The Markdown file is left as it is."""
+
+
 def report(out_dir):
-    """The Markdown section: one row per arm, each seed's accuracy before and after."""
-    runs = [json.loads(p.read_text()) for p in sorted(Path(out_dir, "runs").glob("*.json"))]
+    """The Markdown section: one row per arm, each seed's accuracy before and after.
+
+    Raises:
+        ReportRefused: `out_dir` holds no runs (a report of none would replace one of some).
+        cli.ResultFileError: A run file is damaged.
+    """
+    runs = load_runs(out_dir)
+    if not runs:
+        raise ReportRefused(
+            f"{Path(out_dir, 'runs')} holds no finished runs: nothing to report (is --out "
+            "right?); the Markdown file is left as it is."
+        )
     by_arm = {
         arm: sorted((r for r in runs if r["arm"] == arm), key=lambda r: r["seed"]) for arm in ARMS
     }
@@ -195,6 +232,8 @@ def write_report(out_dir, markdown_path):
     text = path.read_text()
     section = report(out_dir)
     if BEGIN in text:
+        if END not in text[text.index(BEGIN) :]:
+            raise ReportRefused(f"{path} has the section's first marker but not its last: {END}")
         start, end = text.index(BEGIN), text.index(END) + len(END) + 1
         text = text[:start] + section + text[end:]
     elif PREFACE_END in text:
@@ -207,16 +246,31 @@ def write_report(out_dir, markdown_path):
 
 
 def main(argv=None):
+    """Runs the command line `argv`; returns the exit code (2: an error, 130: Ctrl-C)."""
     args = parse_args(argv)
+    try:
+        return _run(args)
+    except (data_lib.DataError, cli.ResultFileError, ReportRefused) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Results are written whole: rerunning resumes.
+        return cli.interrupted()
+
+
+def _run(args):
     if not args.report:
+        load_runs(args.out)  # A damaged result file is named before anything trains.
         (x_train, y_train), (x_test, y_test) = data_lib.load(args.data_dir, args.cache_dir)
         data = (subset(x_train, y_train, PROTOCOL["train_images"]), (x_test, y_test))
-        for seed in [int(s) for s in args.seeds.split(",")]:
+        for seed in args.seeds:
             for arm in args.arms.split(","):
                 path = Path(args.out) / "runs" / f"{arm}_seed{seed}.json"
                 if path.exists():
-                    if json.loads(path.read_text())["config"] != PROTOCOL:
-                        print(f"error: {path} has another protocol; use another --out.")
+                    if cli.read_result(path, RUN_KEYS)["config"] != PROTOCOL:
+                        print(
+                            f"error: {path} has another protocol; use another --out.",
+                            file=sys.stderr,
+                        )
                         return 2
                     print(f"{arm}, seed {seed}: done already, skipped.")
                     continue

@@ -40,4 +40,5 @@ _keras_integration.install(
     activations.crelu,
     layers.CReLU,
     initializers.INITIALIZERS_BY_NAME,
+    initializers.for_layer_weight,
 )

@@ -43,18 +43,26 @@ later with a wrong model:
    a model's own layer calls with their tensors (a layer's `input`/`output` fail once
    a probe has called it again), and the optimizer variables that belong to each model
    variable (Adam's moments, SGD's momentum: Keras keeps them in per-optimizer lists
-   indexed by the optimizer's private variable index).
+   indexed by the optimizer's private variable index), with what each list holds
+   (`_STATE_ROLES`: Keras's private attribute names, optimizer by optimizer).
 9. `compute_loss`, for `diagnostics.GradientMonitor`: a model's compiled loss as
    `train_step` computes it, through `Trainer._compute_loss`, which passes
    `training` only to a `compute_loss` override that accepts it (added in Keras 3.3).
+10. `Layer.add_weight` hands the layer and the weight's name to a function of ours
+   before Keras draws the weight, so that `RandomizedAsymmetric` learns where the
+   output units of that kernel lie (Keras gives an initializer only the shape; its
+   `EinsumDense` does the same for `VarianceScaling`'s `input_axes`/`output_axes`).
+   Every other initializer passes through unchanged.
 """
 
 import contextlib
+import dataclasses
 import functools
 import importlib
 import inspect
 
 import keras
+import numpy as np
 
 # Layers that declare the doubled width CReLU gives them: (module, class).
 _SHAPE_LAYERS = (
@@ -79,6 +87,8 @@ _PATCHED = "_keras_relu_patched"
 # that `activations` and `layers` can import it: the package's lowest layer).
 _crelu_function = None
 _crelu_layer = None
+# Set by `install`: `(layer, weight name, initializer) -> initializer`, or None.
+_weight_initializer = None
 _shape_classes = ()
 _fixed_width_classes = ()
 
@@ -210,53 +220,145 @@ def graph_nodes(model):
     return calls
 
 
+# What each per-variable state list of Keras's optimizers holds, by attribute name, for
+# `revive_dead_units` (docs/dying-relu/cures.md lists them): "first" a running mean of the
+# gradient or of the update (momentum), "second" a running scale (squared gradients, an
+# infinity norm, accumulated squared updates), "rows"/"columns" Adafactor's factored second
+# moment (means over the last and the second-last axis), "iterate" a copy of the weights the
+# update steps from (ScheduleFreeAdamW's z), "ftrl_linear" FTRL's z, from which every step
+# recomputes the weights. Subclasses inherit their base's entry (AdamW is an Adam).
+_STATE_ROLES = {
+    "SGD": {"momentums": "first"},
+    "Adam": {"_momentums": "first", "_velocities": "second", "_velocity_hats": "second"},
+    "Adamax": {"_m": "first", "_u": "second"},
+    "Nadam": {"_momentums": "first", "_velocities": "second"},
+    "Lion": {"_momentums": "first"},
+    "RMSprop": {"_momentums": "first", "_average_gradients": "first", "_velocities": "second"},
+    "Adagrad": {"_accumulators": "second"},
+    "Adadelta": {"_accumulated_grads": "second", "_accumulated_delta_vars": "second"},
+    "Adafactor": {"_r": "rows", "_c": "columns", "_v": "second"},
+    "Lamb": {"_momentums": "first", "_velocities": "second"},
+    "Ftrl": {"_accumulators": "second", "_linears": "ftrl_linear"},
+    "Muon": {"momentums": "first", "adam_velocities": "second"},
+    "ScheduleFreeAdamW": {"_momentums": "iterate", "_velocities": "second"},
+}
+# Every optimizer's: the EMA of the weights (`use_ema`), gradient accumulators.
+_BASE_STATE_ROLES = {
+    "_model_variables_moving_average": "average",
+    "_accumulated_gradients": "first",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerSlot:
+    """One optimizer variable of one model variable: its list's name, its role in
+    `_STATE_ROLES` (None for a list this module does not know), and the optimizer
+    that owns it (the inner one of a `LossScaleOptimizer` or `MultiOptimizer`)."""
+
+    kind: str
+    role: str | None
+    variable: keras.Variable
+    optimizer: keras.optimizers.Optimizer
+
+
+def inner_optimizers(optimizer):
+    """The optimizers that update variables: the inner one of a `LossScaleOptimizer`,
+    each of a `MultiOptimizer`, else `optimizer` itself."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    if isinstance(optimizer, keras.optimizers.MultiOptimizer):
+        return [inner for each in optimizer.optimizers for inner in inner_optimizers(each)]
+    return [optimizer]
+
+
+def optimizer_state_roles(optimizer):
+    """`{list name: role}` for a Keras optimizer's per-variable state (see `_STATE_ROLES`),
+    or None for an optimizer that is not Keras's nor a subclass of one."""
+    for cls in type(optimizer).__mro__:
+        if cls.__module__.startswith("keras.") and cls.__name__ in _STATE_ROLES:
+            return {**_BASE_STATE_ROLES, **_STATE_ROLES[cls.__name__]}
+    return None
+
+
 def optimizer_slots(optimizer):
     """The optimizer variables of each model variable `optimizer` updates.
 
     Keras optimizers keep one list per kind of state (Adam: `_momentums`,
     `_velocities`; SGD: `momentums`), indexed as the optimizer's tracked variables.
-    Each such list is found by that shape; a `LossScaleOptimizer` is looked into.
+    Each such list is found by its length and its entries (the optimizer's own
+    `[iterations, learning_rate]` list is not one); a `LossScaleOptimizer` or a
+    `MultiOptimizer` is looked into.
 
     Returns:
-        `{id(model_variable): [(kind, optimizer_variable)]}`, empty for an optimizer
-        not built yet. `kind` is the list's attribute name ("_model_variables_moving_
-        average" for the EMA of the weights).
+        `{id(model_variable): [OptimizerSlot]}`, empty for an optimizer not built yet.
+        An Adafactor's factored moments (`_r`, `_c`) have the shape of the variable
+        without its last or second-last axis; its scalar placeholders (for variables
+        of rank < 2) are left out.
 
     Raises:
-        ValueError: For a per-variable state whose shape is not its variable's (a
-            factored second moment, as Adafactor's): its entries cannot be mapped.
+        ValueError: For any other per-variable state whose shape is not its
+            variable's: its entries cannot be mapped.
     """
-    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-    if not getattr(optimizer, "built", False):
-        return {}
-    tracked = list(optimizer._trainable_variables)
-    slots = {id(variable): [] for variable in tracked}
-    for kind, values in vars(optimizer).items():
-        if kind == "_trainable_variables" or not isinstance(values, (list, tuple)):
+    slots = {}
+    for inner in inner_optimizers(optimizer):
+        if not getattr(inner, "built", False):
             continue
-        if len(values) != len(tracked) or not any(isinstance(v, keras.Variable) for v in values):
-            continue
-        for variable, slot in zip(tracked, values, strict=True):
-            if slot is None:  # Variables the optimizer overwrites with their gradient.
+        roles = optimizer_state_roles(inner) or dict(_BASE_STATE_ROLES)
+        tracked = list(inner._trainable_variables)
+        own = {id(inner._iterations), id(getattr(inner, "_learning_rate", None))}
+        for variable in tracked:
+            slots.setdefault(id(variable), [])
+        for kind, values in vars(inner).items():
+            if kind in ("_trainable_variables", "_variables") or not isinstance(
+                values, (list, tuple)
+            ):
                 continue
-            if tuple(slot.shape) != tuple(variable.shape):
-                raise ValueError(
-                    f"{type(optimizer).__name__} keeps {kind!r} in another shape than its "
-                    f"variables ({tuple(slot.shape)} for {variable.path} of shape "
-                    f"{tuple(variable.shape)}): its entries cannot be reset per unit."
-                )
-            slots[id(variable)].append((kind, slot))
+            if len(values) != len(tracked) or not any(
+                isinstance(v, keras.Variable) for v in values
+            ):
+                continue
+            if any(id(v) in own for v in values if v is not None):
+                continue  # The optimizer's own variables, not per model variable.
+            role = roles.get(kind)
+            for variable, slot in zip(tracked, values, strict=True):
+                if slot is None:  # Variables the optimizer overwrites with their gradient.
+                    continue
+                shape, expected = tuple(slot.shape), tuple(variable.shape)
+                if role in ("rows", "columns"):
+                    if len(expected) < 2:
+                        continue  # A scalar placeholder: not factored.
+                    expected = expected[:-1] if role == "rows" else expected[:-2] + expected[-1:]
+                if shape != expected:
+                    raise ValueError(
+                        f"{type(inner).__name__} keeps {kind!r} in another shape than its "
+                        f"variables ({shape} for {variable.path} of shape "
+                        f"{tuple(variable.shape)}): its entries cannot be reset per unit."
+                    )
+                slots[id(variable)].append(OptimizerSlot(kind, role, slot, inner))
     return slots
 
 
 def fresh_optimizer_slots(optimizer, variables):
     """`optimizer_slots` of a new optimizer of the same config built on `variables`:
     the values each optimizer variable starts from (zeros for Adam's moments,
-    `initial_accumulator_value` for Adagrad's accumulators...)."""
-    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    `initial_accumulator_value` for Adagrad's accumulators...). `optimizer` is one
+    of `inner_optimizers`."""
     fresh = type(optimizer).from_config(optimizer.get_config())
     fresh.build(list(variables))
     return optimizer_slots(fresh)
+
+
+def ftrl_linear(optimizer, weights, accumulator):
+    """The linear accumulator z from which Keras's `Ftrl` computes `weights` at its
+    next step, given the squared-gradient accumulator n (both NumPy arrays):
+
+        w = (clip(z, -l1, l1) - z) / q,  q = n^(-p) / lr + 2 (l2 + beta / (2 lr))
+        so z = -(w q + l1 sign(w))
+    """
+    learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    l1 = optimizer.l1_regularization_strength
+    l2 = optimizer.l2_regularization_strength + optimizer.beta / (2.0 * learning_rate)
+    quadratic = accumulator ** (-optimizer.learning_rate_power) / learning_rate + 2.0 * l2
+    return -(weights * quadratic + l1 * np.sign(weights))
 
 
 def compute_loss(model, x, y, y_pred, sample_weight, training):
@@ -294,8 +396,9 @@ def _check_model_introspection():
         _fail("a Functional model's _nodes_by_depth no longer lists its layer calls")
     optimizer = keras.optimizers.Adam(name="keras_relu_check_adam")
     optimizer.build(model.trainable_variables)
-    kinds = [kind for kind, _ in optimizer_slots(optimizer)[id(model.trainable_variables[0])]]
-    if sorted(kinds) != ["_momentums", "_velocities"]:
+    slots = optimizer_slots(optimizer)[id(model.trainable_variables[0])]
+    kinds = [(slot.kind, slot.role) for slot in slots]
+    if sorted(kinds) != [("_momentums", "first"), ("_velocities", "second")]:
         _fail(f"Adam's per-variable state is no longer found (found {kinds})")
 
 
@@ -364,6 +467,30 @@ def _wrap_setattr():
     layer_class.__setattr__ = __setattr__
 
 
+def _wrap_add_weight():
+    layer_class = keras.layers.Layer
+    if getattr(layer_class.add_weight, _PATCHED, False):
+        return
+    original = vars(layer_class).get("add_weight")
+    if original is None or not {"initializer", "name"} <= set(
+        inspect.signature(original).parameters
+    ):
+        _fail("keras.layers.Layer.add_weight no longer takes `initializer` and `name`")
+
+    @functools.wraps(original)
+    def add_weight(self, *args, **kwargs):
+        if _weight_initializer is not None:
+            name = kwargs.get("name")
+            if len(args) > 1:  # Keras 2's positional `(shape, initializer, ...)`.
+                args = (args[0], _weight_initializer(self, name, args[1]), *args[2:])
+            elif kwargs.get("initializer") is not None:
+                kwargs["initializer"] = _weight_initializer(self, name, kwargs["initializer"])
+        return original(self, *args, **kwargs)
+
+    setattr(add_weight, _PATCHED, True)
+    layer_class.add_weight = add_weight
+
+
 def _wrap_init(cls):
     """Channels-first convolutions: CReLU would double the width, not the channels."""
     original = cls.__init__
@@ -430,7 +557,13 @@ def _register_initializer_names(classes_by_name):
             _fail("keras.initializers.get no longer reads ALL_OBJECTS_DICT")
 
 
-def install(functions_by_name, crelu_function, crelu_layer, initializers_by_name=None):
+def install(
+    functions_by_name,
+    crelu_function,
+    crelu_layer,
+    initializers_by_name=None,
+    weight_initializer=None,
+):
     """Makes `activation=<name>` work for each name Keras lacks, and CReLU's shapes
     declared or refused (see the module docstring), and `kernel_initializer=<name>`
     for our initializers. Idempotent.
@@ -440,9 +573,14 @@ def install(functions_by_name, crelu_function, crelu_layer, initializers_by_name
         crelu_function: `keras_relu.activations.crelu`.
         crelu_layer: `keras_relu.layers.CReLU`.
         initializers_by_name: `{name: initializer class}`. Default: None (none).
+        weight_initializer: `(layer, weight name, initializer) -> initializer`, what
+            `Layer.add_weight` draws with. Default: None (the initializer as given).
     """
     global _crelu_function, _crelu_layer, _shape_classes, _fixed_width_classes
+    global _weight_initializer
     _crelu_function, _crelu_layer = crelu_function, crelu_layer
+    if weight_initializer is not None:  # A later call without one keeps it.
+        _weight_initializer = weight_initializer
     _register_activation_names(functions_by_name)
     _register_initializer_names(initializers_by_name or {})
     _check_tensorflow_uniform()
@@ -455,3 +593,4 @@ def install(functions_by_name, crelu_function, crelu_layer, initializers_by_name
             _wrap_init(cls)
             _wrap_compute_output_shape(cls)
     _wrap_setattr()
+    _wrap_add_weight()

@@ -560,3 +560,62 @@ def test_activation_layers_a_block_calls_directly_are_reported_unreached():
     with pytest.warns(diagnostics.UnmeasuredActivationWarning, match="direct/hidden"):
         stats = diagnostics.activation_stats(model, INPUTS)
     assert list(stats) == ["direct/visible"]
+
+
+def probe_with(value, row=17, size=256):
+    """A 256-example probe of positive inputs with `value` in one entry of one row."""
+    probe = np.random.default_rng(3).uniform(0.5, 1.5, size=(size, 3)).astype("float32")
+    probe[row, 1] = value
+    return probe
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("layer", ["inline", "relu_layer"])
+def test_a_non_finite_probe_output_raises_instead_of_0_dead(value, layer):
+    # Before: NaN != 0 counted every unit as firing, so one NaN example gave 0% dead.
+    dense = dense_with_dead_unit(activation="relu" if layer == "inline" else None)
+    after = [] if layer == "inline" else [keras.layers.ReLU(name="act")]
+    stack = [keras.Input((3,)), dense, *after]
+    model = keras.Sequential(stack)
+    place = "dense" if layer == "inline" else "act"
+    assert diagnostics.activation_stats(model, probe_with(1.0))[place]["dead_fraction"] == 0.25
+    with pytest.raises(ValueError, match=rf"non-finite .* '{place}' \(1 of 256 examples\)"):
+        diagnostics.activation_stats(model, probe_with(value))
+    # Batches: the count runs over the whole probe.
+    with pytest.raises(ValueError, match=r"\(1 of 256 examples\)"):
+        diagnostics.activation_stats(model, probe_with(value, row=200), batch_size=64)
+
+
+def test_a_non_finite_value_at_a_masked_position_is_left_out():
+    # Padding (token 0) embeds to NaN: masked, so not measured; a real token's NaN is.
+    embedding = keras.layers.Embedding(10, 2, mask_zero=True, name="embedding")
+    dense = keras.layers.Dense(3, activation="relu", name="dense")
+    inputs = keras.Input((5,), dtype="int32")
+    model = keras.Model(inputs, dense(embedding(inputs)))
+    table = np.ones((10, 2), "float32")
+    table[0] = np.nan
+    embedding.set_weights([table])
+    dense.set_weights([np.array([[1, 1, -1], [1, 1, -1]], "float32"), np.zeros(3, "float32")])
+    tokens = np.array([[1, 2, 3, 0, 0], [4, 5, 0, 0, 0], [6, 7, 8, 9, 1]])
+    stats = diagnostics.activation_stats(model, tokens)["dense"]
+    assert stats["dead_fraction"] == pytest.approx(1 / 3)
+    table[7] = np.nan
+    embedding.set_weights([table])
+    with pytest.raises(ValueError, match=r"'dense' \(1 of 3 examples\)"):
+        diagnostics.activation_stats(model, tokens)
+
+
+def test_monitor_warns_and_logs_nan_for_a_non_finite_probe():
+    model = keras.Sequential([keras.Input((3,)), dense_with_dead_unit()])
+    monitor = diagnostics.DeadUnitMonitor(probe_with(np.nan), warn_above=0.2)
+    monitor.set_model(model)
+    logs = {}
+    with pytest.warns(diagnostics.NonFiniteProbeWarning, match=r"Epoch 3: .*'dense' \(1 of 256"):
+        monitor.on_epoch_end(2, logs)
+    for key in ("dead_fraction", "dead_fraction/dense", "inactive_fraction", "sparsity/dense"):
+        assert np.isnan(logs[key]), key
+    # Training goes on with the monitor in it.
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.warns(diagnostics.NonFiniteProbeWarning):
+        history = model.fit(INPUTS, np.zeros((24, 4)), epochs=1, verbose=0, callbacks=[monitor])
+    assert np.isnan(history.history["dead_fraction"][0])

@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -203,3 +204,189 @@ def test_rai_arms_are_born_dead_less_than_he_and_crelu_runs_alone():
     assert crelu["crelu"]["constant_at_init"] == 0.0  # CReLU keeps both signs.
     with pytest.raises(ValueError, match="alone"):
         born_dead.run_point(("relu", "crelu"), 2, 4, config, train=False)
+
+
+# --- The command line's errors (issue 27): one line naming what is wrong, no traceback.
+
+
+def _argument_error(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        dying_relu.main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    return exited.value.code, lines[-1]
+
+
+def _with(part, **changes):
+    config = json.loads(json.dumps(TINY))
+    config[part].update(changes)
+    return config
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (None, "cannot read {path}: No such file or directory"),
+        ('{"born_dead": {', "{path} is not valid JSON: Expecting property name enclosed"),
+        ("[1, 2]", "{path} must hold a JSON object of parts"),
+        (json.dumps({"born": {}}), "{path}: ['born']: not a part; the parts: "),
+        (
+            json.dumps(_with("trained", epoch=1)),
+            "{path}: ['trained'] must have the keys ['batch_size', ",
+        ),
+        (
+            json.dumps({"trained": {k: v for k, v in TINY["trained"].items() if k != "seeds"}}),
+            "missing keys ['seeds']",
+        ),
+        (
+            json.dumps(_with("trained", epochs=0)),
+            "{path}: ['trained']['epochs'] must be an integer >= 1. Received: epochs=0",
+        ),
+        (
+            json.dumps(_with("trained", batch_size="16")),
+            "['trained']['batch_size'] must be an integer. Received: batch_size='16'",
+        ),
+        (
+            json.dumps(_with("trained", learning_rates=[0.1, -1])),
+            "['learning_rates'] must be a list of a number > 0. Received: learning_rates=[0.1, -1]",
+        ),
+        (
+            json.dumps(_with("trained", seeds=0)),
+            "['trained']['seeds'] must be a list. Received: seeds=0",
+        ),
+        (
+            json.dumps(_with("trained", optimizer="adamw")),
+            "['optimizer'] must be one of ['adam', 'sgd']. Received: optimizer='adamw'",
+        ),
+        (
+            json.dumps(_with("born_dead", learning_rate=float("nan"))),
+            "['learning_rate'] must be a finite number. Received: learning_rate=nan",
+        ),
+    ],
+)
+def test_a_bad_config_is_one_line_naming_the_file(study, capsys, content, expected):
+    out, args, tmp_path = study
+    config = tmp_path / "bad.json"
+    if content is not None:
+        config.write_text(content)
+    code, error = _argument_error([*args, "--config", str(config)], capsys)
+    assert code == 2
+    assert ": error: argument --config: " in error, error  # argparse's prefix.
+    assert expected.format(path=config) in error
+    assert not out.exists()
+
+
+def test_a_config_without_the_part_asked_for_is_refused(study, capsys):
+    out, args, tmp_path = study
+    code, error = _argument_error([*args, "--part", "gradients"], capsys)
+    assert code == 2
+    assert "has no ['gradients'] sizes, which --part gradients needs" in error
+
+
+@pytest.mark.parametrize("below", ["", "results"])
+def test_an_out_that_is_a_file_is_refused(study, capsys, below):
+    out, args, tmp_path = study
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    code, error = _argument_error([*args, "--out", str(afile / below)], capsys)
+    assert code == 2 and f"argument --out: must be a folder, and {afile} is a file" in error
+
+
+def test_a_damaged_result_file_is_named_on_a_rerun_and_the_report(study, capsys):
+    out, args, tmp_path = study
+    born = [*args, "--part", "born_dead"]
+    assert dying_relu.main(born) == 0
+    damaged = out / "born_dead" / "relu_w2_d3.json"
+    whole = damaged.read_text()
+    capsys.readouterr()
+    for content in (whole[: len(whole) // 2], "[]", json.dumps({"variant": "relu"})):
+        damaged.write_text(content)
+        for argv in (born, [*args, "--report-only"]):
+            assert dying_relu.main(argv) == 2
+            error = capsys.readouterr().err
+            assert error.startswith(f"error: {damaged} is not a finished result (")
+            assert error.endswith("; delete it to rerun that result.\n") and error.count("\n") == 1
+    damaged.unlink()  # As the message says: the rerun makes it again.
+    assert dying_relu.main(born) == 0
+    assert json.loads(damaged.read_text())["config"] == json.loads(whole)["config"]
+
+
+def test_a_report_of_no_results_does_not_replace_a_markdown_report(study, capsys):
+    out, args, tmp_path = study
+    markdown = tmp_path / "DYING_RELU.md"
+    markdown.write_text(f"# Kept\n{report.PREFACE_END}\n## Born dead\n\nthe committed tables\n")
+    before = markdown.read_text()
+    assert dying_relu.main([*args, "--report-only", "--markdown", str(markdown)]) == 2
+    assert "holds no results" in capsys.readouterr().err
+    assert markdown.read_text() == before
+
+
+def test_ctrl_c_during_training_exits_130_and_the_same_command_resumes(study, capsys, monkeypatch):
+    out, args, tmp_path = study
+    argv = [*args, "--part", "trained"]
+    ended = []
+    original = trained.InactiveUnits.on_epoch_end
+
+    def pressed_during_the_second_run(self, epoch, logs=None):
+        ended.append(epoch)
+        if len(ended) == 2:
+            raise KeyboardInterrupt
+        original(self, epoch, logs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trained.InactiveUnits, "on_epoch_end", pressed_during_the_second_run)
+        assert dying_relu.main(argv) == 130
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines()[-1] == "interrupted; rerun the same command to resume"
+    assert "Traceback" not in captured.err
+    finished = sorted(p.name for p in (out / "trained").iterdir())
+    assert finished == ["relu_lr0.1_seed0.json"]  # The first, whole; not the second.
+
+    runs = []
+    original_run = trained.train_run
+    monkeypatch.setattr(
+        trained, "train_run", lambda *a, **k: runs.append(a[0]) or original_run(*a, **k)
+    )
+    assert dying_relu.main(argv) == 0
+    assert runs == ["leaky_relu"]  # Only the interrupted run is trained again.
+    assert len(list((out / "trained").glob("*.json"))) == 2
+
+
+def test_the_schedule_is_sized_to_runs_of_any_length():
+    for total in (1, 2, 4, 7, 40):
+        schedule = trained.warmup_cosine(0.01, total)
+        warmup = max(1, total // 4)  # One epoch of the study's four.
+
+        def rate(step, schedule=schedule):
+            return float(keras.ops.convert_to_numpy(schedule(step)))
+
+        assert rate(0) == 0.0
+        np.testing.assert_allclose(rate(warmup), 0.01, rtol=1e-5)  # The peak, after warm-up.
+        if total > warmup:  # Then cosine decay, to 0 at the end of the run.
+            np.testing.assert_allclose(rate(total), 0.0, atol=1e-8)
+        if total - warmup > 1:
+            assert 0.0 < rate(warmup + (total - warmup) // 2) < 0.01
+
+
+def test_the_gradients_part_runs_for_one_epoch_with_the_schedule(study, tmp_path):
+    out, args, _ = study
+    config = tmp_path / "gradients.json"
+    gradients_config = {
+        **{k: TINY["trained"][k] for k in ("train_images", "test_images", "epochs")},
+        **{k: TINY["trained"][k] for k in ("batch_size", "optimizer", "momentum")},
+        "probe_images": 24,
+        "gradient_probe_images": 16,
+        "probes": "random rows",
+        "accuracy_images": 16,
+        "every": 2,
+        "learning_rates": [0.01],
+        "seeds": [0],
+        "remedies": ["schedule"],
+        "remedy_variant": "relu",
+        "remedy_learning_rate": 0.01,
+    }
+    assert gradients_config["epochs"] == 1
+    config.write_text(json.dumps({"gradients": gradients_config}))
+    argv = [*args, "--part", "gradients", "--variants", "relu", "--config", str(config)]
+    assert dying_relu.main(argv) == 0
+    files = sorted(p.name for p in (out / "gradients").glob("*.json"))
+    assert files == ["relu_lr0.01_seed0.json", "relu_lr0.01_seed0_schedule.json"]

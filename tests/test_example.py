@@ -24,6 +24,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
 import cifar10_compare  # noqa: E402
+import finetune_swap  # noqa: E402
+from cifar10 import cli  # noqa: E402
 from cifar10 import data as data_lib  # noqa: E402
 from cifar10 import model as model_lib  # noqa: E402
 from cifar10 import report  # noqa: E402
@@ -327,3 +329,231 @@ def test_runs_table_names_keras_and_the_backend_library_with_their_versions():
     backend_module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
     expected = __import__(backend_module[keras.config.backend()]).__version__
     assert train.backend_version() == expected
+
+
+# --- The command lines' errors (issue 27): one line naming what is wrong, no traceback.
+
+
+def _argument_error(main, argv, capsys):
+    """The exit code and the message of a command line argparse refuses."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    return exited.value.code, error
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--epochs", "0"], "argument --epochs: must be an integer >= 1. Received: '0'"),
+        (["--epochs", "-1"], "argument --epochs: must be an integer >= 1. Received: '-1'"),
+        (["--batch-size", "0"], "argument --batch-size: must be an integer >= 1. Received: '0'"),
+        (["--limit-train", "0"], "argument --limit-train: must be an integer >= 1."),
+        (["--limit-test", "x"], "argument --limit-test: must be an integer >= 1."),
+        (["--seeds", "a"], "argument --seeds: must be comma-separated integers >= 0"),
+        (["--seeds", "0,-1"], "argument --seeds: must be comma-separated integers >= 0"),
+        (["--quick", "--epochs", "0"], "argument --epochs: must be an integer >= 1."),
+    ],
+)
+def test_bad_counts_and_seeds_are_refused_before_anything_runs(tmp_path, capsys, argv, expected):
+    out = tmp_path / "out"
+    code, error = _argument_error(cifar10_compare.main, [*argv, "--out", str(out)], capsys)
+    assert code == 2 and expected in error, error
+    assert not out.exists()  # No run file, no report: nothing to poison a later run.
+
+
+@pytest.mark.parametrize("below", ["", "results"])
+def test_an_out_that_is_a_file_is_refused(tmp_path, capsys, below):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    out = afile / below if below else afile
+    for main, argv in ((cifar10_compare.main, []), (finetune_swap.main, ["--report"])):
+        code, error = _argument_error(main, [*argv, "--out", str(out)], capsys)
+        assert code == 2, error
+        assert f"argument --out: must be a folder, and {afile} is a file" in error
+    assert afile.read_text() == "mine"
+
+
+def _run_file(arm="relu", seed=0, **changes):
+    """A run file as `train.train_arm` writes it, without the per-layer figures."""
+    return {
+        "arm": arm,
+        "seed": seed,
+        "config": {"epochs": 1, "batch_size": 16, "train_images": 30, "test_images": 10},
+        "params": 10,
+        "multiply_adds": 100,
+        "test_accuracy": 0.5,
+        "test_loss": 1.5,
+        "train_seconds": 1.0,
+        "history": {
+            "val_accuracy": [0.5],
+            "epoch_seconds": [1.0],
+            "dead_fraction": [0.0],
+            "sparsity": [0.5],
+        },
+        "command": "cifar10_compare.py",
+        "backend": "jax",
+        "keras": "3",
+        "machine": "here",
+        "finished": "now",
+        **changes,
+    }
+
+
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        (json.dumps(_run_file())[:200], "not valid JSON: "),  # Cut short by a full disk.
+        ("", "not valid JSON: Expecting value at line 1 column 1"),
+        ("[1, 2]", "not a JSON object"),
+        # What `--epochs 0` used to write: the run trained nothing and has no history.
+        (json.dumps(_run_file(history={})), "no 'history.val_accuracy'"),
+        (json.dumps({k: v for k, v in _run_file().items() if k != "test_loss"}), "no 'test_loss'"),
+    ],
+)
+def test_a_damaged_run_file_is_named_with_what_to_do(
+    tmp_path, capsys, monkeypatch, content, reason
+):
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)
+    train.write_json_atomically(out / "runs" / "gelu_seed0.json", _run_file("gelu"))
+    damaged = out / "runs" / "relu_seed0.json"
+    damaged.write_text(content)
+    expected = f"error: {damaged} is not a finished result ({reason}"
+    ending = "; delete it to retrain that arm."
+
+    assert cifar10_compare.main(["--report-only", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(expected) and error.endswith(ending + "\n") and error.count("\n") == 1
+
+    # A rerun names it before training anything, whichever arm it reaches first.
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained with a damaged run file in the folder")
+
+    monkeypatch.setattr(train, "train_arm", refuse)
+    data_dir = _write_pickles(tmp_path / "data")
+    argv = ["--data-dir", str(data_dir), "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--out", str(out), "--variants", "gelu,relu", "--epochs", "1", "--seeds", "0"]
+    assert cifar10_compare.main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(expected) and error.endswith(ending + "\n")
+
+    # Deleting it, as told, gives a report of the others.
+    damaged.unlink()
+    assert cifar10_compare.main(["--report-only", "--out", str(out)]) == 0
+    assert "| gelu | 0 | 50.00% |" in (out / "results.md").read_text()
+
+
+def test_a_report_of_no_runs_does_not_replace_a_markdown_report(tmp_path, capsys):
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# Preface\n{report.PREFACE_END}\n\n# CIFAR-10\n\n22 finished runs\n")
+    before = results.read_text()
+    argv = ["--report-only", "--out", str(tmp_path / "typo"), "--markdown", str(results)]
+    assert cifar10_compare.main(argv) == 2
+    assert "holds no finished runs" in capsys.readouterr().err
+    assert results.read_text() == before
+
+
+def test_ctrl_c_during_training_exits_130_and_the_same_command_resumes(
+    tmp_path, capsys, monkeypatch
+):
+    argv = [
+        "--data-dir", str(_write_pickles(tmp_path / "data")),
+        "--cache-dir", str(tmp_path / "cache"),
+        "--out", str(tmp_path / "out"),
+        "--variants", "relu",
+        "--epochs", "1",
+        "--batch-size", "16",
+        "--seeds", "0",
+    ]  # fmt: skip
+
+    def pressed(self, epoch, logs=None):  # Ctrl-C inside `fit`, before its first step.
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.EpochTimer, "on_epoch_begin", pressed)
+    assert cifar10_compare.main(argv) == 130
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines()[-1] == cli.INTERRUPTED
+    assert "Traceback" not in captured.err
+    runs = tmp_path / "out" / "runs"
+    assert not runs.exists() or not list(runs.iterdir())  # No half-written run file.
+
+    monkeypatch.undo()
+    assert cifar10_compare.main(argv) == 0
+    assert "relu, seed 0: test accuracy" in capsys.readouterr().out
+    assert sorted(p.name for p in runs.iterdir()) == ["relu_seed0.json"]
+    assert report.load_run(runs / "relu_seed0.json")["history"]["epoch_seconds"]
+
+
+def test_finetune_report_needs_its_markdown_file_and_refuses_a_report_of_no_runs(tmp_path, capsys):
+    code, error = _argument_error(
+        finetune_swap.main, ["--report", "--markdown", str(tmp_path / "absent.md")], capsys
+    )
+    assert code == 2
+    assert error.endswith(
+        f"argument --markdown: must be an existing Markdown file to write the section into. "
+        f"Received: '{tmp_path / 'absent.md'}'"
+    )
+
+    # The committed runs give the committed section's table; a folder of none is refused.
+    out = tmp_path / "out"
+    runs = sorted((EXAMPLES / "results" / "finetune_swap" / "runs").glob("*.json"))
+    (out / "runs").mkdir(parents=True)
+    for path in runs:
+        (out / "runs" / path.name).write_text(path.read_text())
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# Results\n\n{finetune_swap.BEGIN}\nold\n{finetune_swap.END}\n\nrest\n")
+    assert finetune_swap.main(["--report", "--out", str(out), "--markdown", str(results)]) == 0
+    written = results.read_text()
+    assert f"{len(runs)} runs, " in written and "\nold\n" not in written
+    assert written.endswith(f"{finetune_swap.END}\n\nrest\n")
+    capsys.readouterr()
+    for empty in (tmp_path / "typo", tmp_path / "empty"):
+        (empty / "runs").mkdir(parents=True, exist_ok=empty.name == "empty")
+        argv = ["--report", "--out", str(empty), "--markdown", str(results)]
+        assert finetune_swap.main(argv) == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"error: {empty / 'runs'} holds no finished runs") and (
+            error.count("\n") == 1
+        )
+        assert results.read_text() == written  # The section with runs is kept.
+
+    # A section whose end marker was deleted is refused, not cut at a guess.
+    broken = tmp_path / "BROKEN.md"
+    broken.write_text(f"# Results\n\n{finetune_swap.BEGIN}\nold\n\nrest\n")
+    assert finetune_swap.main(["--report", "--out", str(out), "--markdown", str(broken)]) == 2
+    assert "has the section's first marker but not its last" in capsys.readouterr().err
+    assert broken.read_text().endswith("old\n\nrest\n")
+
+    # A damaged run file is named, and the section is kept.
+    (out / "runs" / runs[0].name).write_text(runs[0].read_text()[:100])
+    assert finetune_swap.main(["--report", "--out", str(out), "--markdown", str(results)]) == 2
+    assert f"{out / 'runs' / runs[0].name} is not a finished result" in capsys.readouterr().err
+    assert results.read_text() == written
+
+
+def test_finetune_ctrl_c_exits_130_and_the_same_command_resumes(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(
+        finetune_swap.data_lib, "load", lambda *args: (_images("train", 0), _images("test", 1))
+    )
+    monkeypatch.setitem(finetune_swap.PROTOCOL, "epochs", 1)
+    monkeypatch.setitem(finetune_swap.PROTOCOL, "batch_size", 16)
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n")
+    argv = ["--arms", "relu", "--seeds", "0", "--out", str(tmp_path / "out")]
+    argv += ["--markdown", str(results)]
+
+    def pressed(self, epoch, logs=None):  # Ctrl-C inside `fit`, before its first step.
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.callbacks.History, "on_epoch_begin", pressed, raising=False)
+        assert finetune_swap.main(argv) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == cli.INTERRUPTED
+    runs = tmp_path / "out" / "runs"
+    assert not runs.exists() or not list(runs.iterdir())
+    assert results.read_text() == "# Results\n"
+
+    assert finetune_swap.main(argv) == 0
+    assert sorted(p.name for p in runs.iterdir()) == ["relu_seed0.json"]
+    assert "| relu | 1 |" in results.read_text()

@@ -8,6 +8,9 @@ leave every file written before untouched. Models built from this package load u
 
 Hostile files are made from a good one by editing its `config.json` (or its weights) with
 `zipfile` and `h5py` in `tmp_path`. These tests run on every backend.
+
+The examples' result files (JSON, one per finished run) get the same treatment at the end:
+whatever is in one, reading it names the file and what to do, or returns a JSON object.
 """
 
 import hashlib
@@ -472,3 +475,45 @@ def test_round_trip_config_is_unchanged(good_file):
     path, _ = good_file
     model = keras.saving.load_model(path, safe_mode=True)
     assert _serialized_layers(model) == _without_object_ids(_read_config(path)["config"]["layers"])
+
+
+# --- The examples' result files (issue 27): named, with what to do, never a traceback.
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples"))
+from cifar10 import cli as examples_cli  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        (b'{"arm": "relu", "seed": 0, "hist', "not valid JSON: Unterminated string"),
+        (b"\xff\xfe\x00binary", "unreadable: 'utf-8' codec can't decode"),
+        (b"[" * 100_000, "not a result: JSON nested too deeply"),
+        (b'"relu"', "not a JSON object"),
+        (b'{"arm": "relu", "history": []}', "no 'history.epoch_seconds'"),
+        (b'{"arm": null, "history": {"epoch_seconds": [1.0]}}', "no 'arm'"),
+        (None, "unreadable: Is a directory"),
+    ],
+)
+def test_a_hostile_result_file_is_named_with_what_to_do(tmp_path, content, reason):
+    path = tmp_path / "runs" / "relu_seed0.json"
+    if content is None:
+        path.mkdir(parents=True)
+    else:
+        path.parent.mkdir()
+        path.write_bytes(content)
+    with pytest.raises(examples_cli.ResultFileError) as raised:
+        examples_cli.read_result(path, ("arm", "history.epoch_seconds"))
+    message = str(raised.value)
+    assert message.startswith(f"{path} is not a finished result ({reason}"), message
+    assert message.endswith("); delete it to retrain that arm.") and "\n" not in message
+    assert isinstance(raised.value, ValueError)  # What the scripts catch.
+
+
+def test_a_whole_result_file_reads_back_as_written(tmp_path):
+    path = tmp_path / "run.json"
+    payload = {"arm": "relu", "history": {"epoch_seconds": [1.5, float("nan")]}}
+    path.write_text(json.dumps(payload))
+    read = examples_cli.read_result(path, ("arm", "history.epoch_seconds"))
+    assert read["arm"] == "relu" and read["history"]["epoch_seconds"][0] == 1.5
+    assert math.isnan(read["history"]["epoch_seconds"][1])  # NaN is kept, as the runs write it.

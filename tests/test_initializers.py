@@ -204,3 +204,239 @@ def test_bad_seeds(seed):
 def test_shapes_that_are_not_kernels(shape):
     with pytest.raises(ValueError, match="shape"):
         RandomizedAsymmetric(seed=0)(shape)
+
+
+# Where each Keras layer's output units lie, checked through the layer itself: each kernel
+# entry is made the only non-zero one, and the output channel it moves is its unit.
+L = keras.layers
+TINY = {"scale": 1e-6}  # Symmetric entries below 1e-5: the positive entry stands out.
+
+
+def _rai(**kwargs):
+    return RandomizedAsymmetric(seed=11, **{**TINY, **kwargs})
+
+
+LAYERS = {
+    "dense": (lambda: L.Dense(5, kernel_initializer=_rai()), (3,), "kernel"),
+    "conv1d": (lambda: L.Conv1D(4, 2, kernel_initializer=_rai()), (3, 2), "kernel"),
+    "conv2d_groups": (
+        lambda: L.Conv2D(4, 2, groups=2, kernel_initializer=_rai()),
+        (3, 3, 4),
+        "kernel",
+    ),
+    "conv3d": (lambda: L.Conv3D(3, 2, kernel_initializer=_rai()), (2, 2, 2, 2), "kernel"),
+    "conv1d_transpose": (
+        lambda: L.Conv1DTranspose(5, 2, kernel_initializer=_rai()),
+        (3, 2),
+        "kernel",
+    ),
+    "conv2d_transpose": (
+        lambda: L.Conv2DTranspose(6, 2, strides=2, kernel_initializer=_rai()),
+        (2, 2, 3),
+        "kernel",
+    ),
+    "conv3d_transpose": (
+        lambda: L.Conv3DTranspose(4, 2, kernel_initializer=_rai()),
+        (2, 2, 2, 2),
+        "kernel",
+    ),
+    "depthwise_conv1d": (
+        lambda: L.DepthwiseConv1D(2, depth_multiplier=3, depthwise_initializer=_rai()),
+        (3, 4),
+        "kernel",
+    ),
+    "depthwise_conv2d": (
+        lambda: L.DepthwiseConv2D(2, depth_multiplier=4, depthwise_initializer=_rai()),
+        (3, 3, 4),
+        "kernel",
+    ),
+    "separable_conv1d_depthwise": (
+        lambda: L.SeparableConv1D(6, 2, depth_multiplier=2, depthwise_initializer=_rai()),
+        (3, 3),
+        "depthwise_kernel",
+    ),
+    "separable_conv2d_depthwise": (
+        lambda: L.SeparableConv2D(6, 2, depth_multiplier=2, depthwise_initializer=_rai()),
+        (3, 3, 3),
+        "depthwise_kernel",
+    ),
+    "separable_conv2d_pointwise": (
+        lambda: L.SeparableConv2D(
+            5, 2, depth_multiplier=2, depthwise_initializer="ones", pointwise_initializer=_rai()
+        ),
+        (3, 3, 3),
+        "pointwise_kernel",
+    ),
+    "einsum_dense": (
+        lambda: L.EinsumDense("ab,bc->ac", output_shape=5, kernel_initializer=_rai()),
+        (3,),
+        "kernel",
+    ),
+    "einsum_dense_two_unit_axes": (
+        lambda: L.EinsumDense("abc,cde->abde", (2, 3, 4), kernel_initializer=_rai()),
+        (2, 5),
+        "kernel",
+    ),
+    "einsum_dense_unit_axis_first": (
+        lambda: L.EinsumDense("abc,dc->abd", (2, 3), kernel_initializer=_rai()),
+        (2, 4),
+        "kernel",
+    ),
+}
+
+
+def _unit_of_each_entry(layer, input_shape, weight, unit_axes):
+    """The output unit (an index of the output's `unit_axes`) each kernel entry feeds."""
+    variable = getattr(layer, weight)
+    drawn = ops.convert_to_numpy(variable)
+    ones = np.ones((1, *input_shape), "float32")
+    units = []
+    for entry in range(drawn.size):
+        one_hot = np.zeros(drawn.size, "float32")
+        one_hot[entry] = 1.0
+        variable.assign(one_hot.reshape(drawn.shape))
+        moved = np.abs(ops.convert_to_numpy(layer(ones)))
+        kept = tuple(axis % moved.ndim for axis in unit_axes)
+        per_unit = moved.sum(axis=tuple(a for a in range(moved.ndim) if a not in kept))
+        fed = np.flatnonzero(per_unit.reshape(-1))
+        assert len(fed) == 1, (entry, fed)
+        units.append(fed[0])
+    variable.assign(drawn)
+    return np.array(units), drawn.reshape(-1)
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_every_output_unit_of_every_layer_kind_gets_one_positive_entry(kind):
+    make, input_shape, weight = LAYERS[kind]
+    layer = make()
+    layer.build((None, *input_shape))
+    if hasattr(layer, "bias") and layer.bias is not None:
+        layer.bias.assign(np.zeros(layer.bias.shape, "float32"))
+    if weight == "depthwise_kernel":  # Depthwise channel k reaches output channel k.
+        pointwise = layer.pointwise_kernel
+        pointwise.assign(np.eye(pointwise.shape[-1], dtype="float32").reshape(pointwise.shape))
+    unit_axes = (-2, -1) if kind == "einsum_dense_two_unit_axes" else (-1,)
+    unit, values = _unit_of_each_entry(layer, input_shape, weight, unit_axes)
+    units = math.prod(layer.compute_output_shape((1, *input_shape))[a] for a in unit_axes)
+    assert sorted(set(unit)) == list(range(units))  # Every unit has incoming weights.
+    positives = np.bincount(unit[values > 1e-3], minlength=units)
+    np.testing.assert_array_equal(positives, np.ones(units))
+    assert np.all(np.abs(values[values <= 1e-3]) < 1e-4)
+    # The user's initializer is left as it was: the layer drew with a bound copy.
+    for name, stored in vars(layer).items():
+        if name.endswith("_initializer") and isinstance(stored, RandomizedAsymmetric):
+            assert stored.output_axes is None, name
+
+
+@pytest.mark.parametrize("layer_class", [L.LSTM, L.GRU, L.SimpleRNN])
+def test_recurrent_kernels_have_one_positive_entry_per_column(layer_class):
+    layer = layer_class(3, kernel_initializer=_rai(), recurrent_initializer=_rai())
+    layer.build((None, 2, 4))
+    for kernel in (layer.cell.kernel, layer.cell.recurrent_kernel):
+        positives = (ops.convert_to_numpy(kernel) > 1e-3).sum(axis=0)
+        np.testing.assert_array_equal(positives, np.ones(kernel.shape[-1]))
+
+
+def test_multi_head_attention_projections_follow_their_equations():
+    attention = L.MultiHeadAttention(2, 3, kernel_initializer=_rai())
+    x = np.ones((1, 4, 5), "float32")
+    attention(x, x)
+    # Query/key/value: (dim, heads, key_dim), a unit per (head, key_dim); output:
+    # (heads, key_dim, dim), a unit per dim.
+    for dense, unit_axes in (
+        (attention.query_dense, (1, 2)),
+        (attention.key_dense, (1, 2)),
+        (attention.value_dense, (1, 2)),
+        (attention.output_dense, (2,)),
+    ):
+        kernel = ops.convert_to_numpy(dense.kernel) > 1e-3
+        other = tuple(a for a in range(kernel.ndim) if a not in unit_axes)
+        np.testing.assert_array_equal(kernel.sum(axis=other), 1, err_msg=dense.name)
+
+
+def test_the_layout_changes_nothing_where_the_units_are_last():
+    dense = L.Dense(5, kernel_initializer=RandomizedAsymmetric(seed=3))
+    dense.build((None, 7))
+    direct = RandomizedAsymmetric(seed=3)((7, 5))
+    np.testing.assert_array_equal(ops.convert_to_numpy(dense.kernel), ops.convert_to_numpy(direct))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: L.Embedding(10, 4, embeddings_initializer="randomized_asymmetric"),
+        lambda: L.PReLU(alpha_initializer="randomized_asymmetric"),
+        lambda: keras_relu.PReLU(alpha_initializer="randomized_asymmetric"),
+    ],
+    ids=["embedding", "keras_prelu", "keras_relu_prelu"],
+)
+def test_weights_whose_units_are_not_known_are_refused(make):
+    with pytest.raises(ValueError, match="cannot tell which axes .*output_axes="):
+        make().build((None, 3, 4))
+
+
+def test_explicit_axes_are_kept_and_a_layer_of_your_own_takes_the_last_axis():
+    class Mine(keras.layers.Layer):
+        def __init__(self, initializer):
+            super().__init__()
+            self.initializer = initializer
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(4, 6), initializer=self.initializer)
+
+    for initializer, unit_axis in ((_rai(), 1), (_rai(output_axes=[0]), 0)):
+        layer = Mine(initializer)
+        layer.build((None, 4))
+        positives = (ops.convert_to_numpy(layer.kernel) > 1e-3).sum(axis=1 - unit_axis)
+        np.testing.assert_array_equal(positives, 1)
+    # Explicit axes win over the layer's: here the depthwise kernel's last axis alone.
+    layer = L.DepthwiseConv2D(2, depth_multiplier=2, depthwise_initializer=_rai(output_axes=[-1]))
+    layer.build((None, 3, 3, 3))
+    kernel = ops.convert_to_numpy(layer.kernel) > 1e-3
+    np.testing.assert_array_equal(kernel.sum(axis=(0, 1, 2)), [1, 1])
+
+
+@pytest.mark.parametrize(
+    "kwargs, shape",
+    [
+        ({"output_axes": [3]}, (2, 3)),
+        ({"input_axes": [0], "output_axes": [0]}, (2, 3)),
+        ({"input_axes": [0], "output_axes": [1]}, (2, 3, 4)),
+    ],
+)
+def test_axes_that_do_not_fit_the_kernel(kwargs, shape):
+    with pytest.raises(ValueError, match="axes"):
+        RandomizedAsymmetric(seed=0, **kwargs)(shape)
+
+
+@pytest.mark.parametrize("value", [[], 1, [1.0], [True], "1"])
+def test_bad_axes(value):
+    with pytest.raises(ValueError, match="output_axes"):
+        RandomizedAsymmetric(output_axes=value)
+
+
+def test_axes_round_trip_in_the_config():
+    initializer = RandomizedAsymmetric(seed=2, input_axes=[0, 1], output_axes=[2])
+    config = initializer.get_config()
+    assert config["input_axes"] == [0, 1] and config["output_axes"] == [2]
+    restored = RandomizedAsymmetric.from_config(config)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(restored((2, 3, 4))), ops.convert_to_numpy(initializer((2, 3, 4)))
+    )
+
+
+def test_fan_in_1_makes_every_first_layer_weight_positive():
+    # The side effect the docstring states: on 1-D inputs with zero biases, every unit is
+    # relu(w x) with w > 0, so the network is constant (here 0) on x <= 0.
+    model = keras.Sequential(
+        [
+            keras.Input((1,)),
+            L.Dense(8, activation="relu", kernel_initializer=RandomizedAsymmetric(seed=0)),
+            L.Dense(1, kernel_initializer=RandomizedAsymmetric(seed=1)),
+        ]
+    )
+    assert np.all(ops.convert_to_numpy(model.layers[0].kernel) > 0)
+    x = np.linspace(-3, 3, 61, dtype="float32")[:, None]
+    y = ops.convert_to_numpy(model(x))[:, 0]
+    np.testing.assert_array_equal(y[x[:, 0] <= 0], 0.0)
+    assert np.ptp(y[x[:, 0] > 0]) > 0

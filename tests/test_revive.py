@@ -220,7 +220,7 @@ def test_optimizer_state_is_reset_for_exactly_the_changed_entries(optimizer, kin
             slot.assign(np.full(slot.shape, 7.0, "float32"))
             slots[slot.name] = (variable, slot)
 
-    diagnostics.revive_dead_units(model, INPUTS)
+    diagnostics.revive_dead_units(model, INPUTS, reset_optimizer="zero")
 
     changed = {
         id(hidden.kernel): np.zeros((6, 4), bool),
@@ -354,3 +354,103 @@ def test_sequential_model():
     before = model.predict(INPUTS, verbose=0)
     assert diagnostics.revive_dead_units(model, INPUTS) == {"act": 1}
     np.testing.assert_allclose(model.predict(INPUTS, verbose=0), before, rtol=0, atol=1e-6)
+
+
+def probe_with_nan(size=256, row=100):
+    """Centred inputs, like INPUTS, with NaN in one entry of one row."""
+    probe = np.random.default_rng(4).normal(size=(size, 6)).astype("float32")
+    probe[row, 2] = np.nan
+    return probe
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "layer"])
+def test_a_non_finite_probe_output_raises_before_any_change(inline):
+    # Before: NaN scored as alive, so one NaN example revived 0 units, silently.
+    model = mlp(None if inline else keras_relu.ReLU(name="act"))
+    place = "hidden" if inline else "act"
+    kept = [weights(model.get_layer(name)) for name in ("hidden", "head")]
+    probe = probe_with_nan()
+    with pytest.raises(ValueError, match=rf"non-finite .* '{place}' \(1 of 256 examples\)"):
+        diagnostics.revive_dead_units(model, probe)
+    for name, before in zip(("hidden", "head"), kept, strict=True):
+        for got, want in zip(weights(model.get_layer(name)), before, strict=True):
+            np.testing.assert_array_equal(got, want)
+    # Without that row the dead unit is found.
+    clean = np.delete(probe, 100, axis=0)
+    assert diagnostics.revive_dead_units(model, clean).units == {place: [DEAD]}
+
+
+def test_callback_warns_and_leaves_a_non_finite_place_alone():
+    model = mlp()
+    model.compile(optimizer=keras.optimizers.SGD(1e-2), loss="mse")
+    reviver = diagnostics.ReviveDeadUnits(probe_with_nan(), every_n_batches=2, seed=0)
+    with pytest.warns(diagnostics.NonFiniteProbeWarning, match=r"'hidden' \(1 of 256 examples\)"):
+        history = model.fit(INPUTS, TARGETS, batch_size=8, epochs=1, callbacks=[reviver], verbose=0)
+    assert len(reviver.reports) == 2
+    for _, _, report in reviver.reports:
+        assert report == {} and report.skipped == {"hidden": "the probe gives NaN or inf there"}
+    assert history.history["revived_units"] == [0]
+    assert weights(model.get_layer("hidden"))[1][DEAD] == -100.0  # Still dead, not edited.
+
+
+def masked_text_model():
+    """Embedding(mask_zero=True) -> Dense -> ReLU -> GlobalAveragePooling1D -> Dense."""
+    inputs = keras.Input((7,), dtype="int32")
+    x = keras.layers.Embedding(20, 6, mask_zero=True, name="embedding")(inputs)
+    x = keras.layers.Dense(4, name="hidden")(x)
+    x = keras.layers.ReLU(name="act")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)  # Takes the mask as an input.
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
+    kill_unit(model.get_layer("hidden"))
+    return model
+
+
+def test_a_masked_text_model_is_revived_and_its_probe_outputs_kept():
+    model = masked_text_model()
+    tokens = np.random.default_rng(5).integers(1, 20, size=(32, 7))
+    tokens[:, 4:] = 0  # Padding, masked out of the pooling.
+    tokens[::3, 2:] = 0
+    before = model.predict(tokens, verbose=0)
+    assert diagnostics.activation_stats(model, tokens)["act"]["dead_fraction"] == 0.25
+
+    report = diagnostics.revive_dead_units(model, tokens, seed=0)
+
+    assert report.units == {"act": [DEAD]} and report.skipped == {}
+    np.testing.assert_allclose(model.predict(tokens, verbose=0), before, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(weights(model.get_layer("head"))[0][DEAD], 0.0)
+    assert diagnostics.activation_stats(model, tokens)["act"]["dead_fraction"] < 0.25
+
+
+def test_a_mask_is_not_taken_for_a_second_data_input():
+    # A layer that combines the unit with another data tensor is still skipped.
+    inputs = keras.Input((7,), dtype="int32")
+    x = keras.layers.Embedding(20, 4, mask_zero=True)(inputs)
+    y = keras.layers.Dense(4, activation="relu", name="hidden")(x)
+    z = keras.layers.Add(name="add")([y, x])
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(z)))
+    report = diagnostics.revive_dead_units(model, np.ones((4, 7), "int32"))
+    assert "'add' (Add)" in report.skipped["hidden"]
+
+
+def test_outputs_are_kept_on_the_probe_only():
+    # Unit 1 fires only where x0 > 3: dead on a probe without such rows, alive elsewhere.
+    model = mlp()
+    hidden = model.get_layer("hidden")
+    kernel, bias = weights(hidden)
+    kernel[:, DEAD] = [1, 0, 0, 0, 0, 0]
+    bias[DEAD] = -3.0
+    hidden.set_weights([kernel, bias])
+    probe = INPUTS[INPUTS[:, 0] < 3]
+    held_out = np.random.default_rng(6).normal(size=(64, 6)).astype("float32")
+    held_out[:8, 0] = 4.0  # Here unit 1 outputs 1.
+    on_probe, elsewhere = model.predict(probe, verbose=0), model.predict(held_out, verbose=0)
+
+    assert diagnostics.revive_dead_units(model, probe, seed=0).units == {"hidden": [DEAD]}
+
+    # Exactly kept on the probe: the unit's outputs there were 0.
+    np.testing.assert_array_equal(model.predict(probe, verbose=0), on_probe)
+    # Moved on held-out rows where it was alive: its outgoing weights are now 0.
+    moved = np.abs(model.predict(held_out, verbose=0) - elsewhere).max(axis=1)
+    assert np.all(moved[:8] > 0.01)
+    head_row = np.abs(weights(model.get_layer("head"))[0][DEAD])
+    assert head_row.max() == 0.0

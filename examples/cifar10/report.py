@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import paired  # noqa: E402
 
 from . import model as model_lib  # noqa: E402
+from .cli import read_result  # noqa: E402
 from .train import write_text_atomically  # noqa: E402
 
 # Orderings reported in the literature, best first; the arms inside a tier are level.
@@ -75,15 +76,33 @@ COLUMNS = (
 )
 
 
+# What the report reads from a run file: one without them (cut short, or written by a
+# run that trained nothing) is refused with its name, not met as a KeyError later.
+RUN_KEYS = (
+    *("arm", "seed", "params", "multiply_adds", "test_accuracy", "test_loss"),
+    *("config.epochs", "config.train_images", "config.test_images", "train_seconds"),
+    *(f"history.{key}" for key in ("val_accuracy", "epoch_seconds", "dead_fraction", "sparsity")),
+    *("command", "backend", "keras", "machine", "finished"),
+)
+
+
 def load_run(path):
-    """The JSON of one finished (arm, seed), or None if it is not there yet."""
+    """The JSON of one finished (arm, seed), or None if it is not there yet.
+
+    Raises:
+        ResultFileError: The file is not valid JSON or lacks one of `RUN_KEYS`.
+    """
     path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_result(path, RUN_KEYS) if path.exists() else None
 
 
 def load_runs(out_dir):
-    """The JSON of every finished (arm, seed) in the results folder `out_dir`."""
-    return [json.loads(p.read_text()) for p in sorted((Path(out_dir) / "runs").glob("*.json"))]
+    """The JSON of every finished (arm, seed) in the results folder `out_dir`.
+
+    Raises:
+        ResultFileError: A file is not valid JSON or lacks one of `RUN_KEYS`.
+    """
+    return [read_result(p, RUN_KEYS) for p in sorted((Path(out_dir) / "runs").glob("*.json"))]
 
 
 def smoke_run_reason(runs):
@@ -308,6 +327,33 @@ def write_report(out_dir, markdown_path=None):
     return written
 
 
+def _probe_note(runs, out_dir):
+    """On what the dead-unit figures were measured: runs made before the probe was
+    stratified (no `probe` recorded) took the first 512 training images, one class."""
+    if all("probe" in run for run in runs):
+        return "on " + " and ".join(sorted({run["probe"] for run in runs}))
+    note = (
+        "measured on one class (airplanes): the first 512 training images, where the data "
+        "set is stored class by class (a subset of it keeps the order: its first 512 are "
+        "nearly all airplanes)"
+    )
+    path = Path(out_dir) / "stratified_probe.json"
+    if not path.exists():
+        return note
+    measured = json.loads(path.read_text())
+    models = sorted(measured["models"].values(), key=lambda m: (m["arm"], m["seed"]))
+    figures = "; ".join(
+        f"{m['arm']} seed {m['seed']} {m['stratified']['dead_fraction']:.3f} and "
+        f"{m['stratified']['sparsity']:.3f} ({m['airplanes']['sparsity']:.3f} on airplanes)"
+        for m in models
+    )
+    return (
+        f"{note}. The saved final weights of {len(models)} runs, measured again on a probe "
+        f"{measured['probe'].replace('stratified', 'stratified by class')} "
+        f"(`{path.name}`, `cifar10/remeasure.py`), give dead fraction and sparsity: {figures}"
+    )
+
+
 def _machines_note(runs):
     """A warning when s/epoch mixes machines: their speeds differ more than the arms' do."""
     machines = {run["machine"] for run in runs}
@@ -370,6 +416,7 @@ def _markdown(rows, runs, out_dir, relative_to):
         return Path(os.path.relpath(out_dir / "plots" / name, relative_to)).as_posix()
 
     smoke = smoke_run_reason(runs)
+    one_class = " (airplanes)" if any("probe" not in run for run in runs) else ""
     lines = ["# CIFAR-10: the ReLU family compared" + (" (smoke run)" if smoke else ""), ""]
     if not rows:
         return "\n".join([*lines, "No finished runs yet.", "", f"![]({link('activations.png')})"])
@@ -393,7 +440,7 @@ def _markdown(rows, runs, out_dir, relative_to):
         f"Protocol: {config}.",
         "",
         "| arm | params | multiply-adds | seeds | test accuracy (mean ± sd) | test loss "
-        "| s/epoch | dead fraction | sparsity |",
+        f"| s/epoch | dead fraction{one_class} | sparsity{one_class} |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in sorted(rows, key=lambda r: -r["test_accuracy_mean"]):
@@ -408,8 +455,8 @@ def _markdown(rows, runs, out_dir, relative_to):
         "",
         "Parameters are the trainable ones; multiply-adds count convolutions and the dense "
         "layer for one image. s/epoch is the median over epochs (training plus evaluation on "
-        "the test set). Dead fraction and sparsity are at the last epoch, over all activation "
-        "layers, on 512 training images (`keras_relu.diagnostics`)." + _machines_note(runs),
+        "the test set). Dead fraction and sparsity (`keras_relu.diagnostics`) are at the last "
+        f"epoch, over all activation layers, {_probe_note(runs, out_dir)}." + _machines_note(runs),
         "",
         "## Against published comparisons",
         "",

@@ -9,11 +9,13 @@ ends, the per-layer dead-unit figures included; the terminal gets a compact line
 
 import contextlib
 import importlib
+import importlib.metadata
 import io
 import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,11 +25,15 @@ import keras
 import numpy as np
 from keras import ops
 
+import keras_relu
 from keras_relu import diagnostics
 
 from . import model as model_lib
 
 PROBE_SIZE = 512  # Training images the dead-unit figures are measured on.
+PROBE_SEED = 0  # One stratified probe for every arm and seed: their figures are paired.
+# Result folders: a tree that differs from its commit only there is still "clean".
+RESULT_FOLDERS = ("examples/results", "saved_models")
 
 
 @keras.saving.register_keras_serializable(package="cifar10_compare")
@@ -193,6 +199,84 @@ def write_json_atomically(path, payload):
     write_text_atomically(path, json.dumps(payload, indent=1))
 
 
+def _git(*args):
+    """Git's output in this checkout, or None without git or a repository."""
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout
+
+
+def _installed(name):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def provenance(config=None):
+    """What produced a result: code, libraries, machine, configuration and command.
+
+    `git.clean` is whether the checkout matched its commit outside `RESULT_FOLDERS`
+    (a run writes its results there); `git.changed` lists what differed (up to 20
+    paths). Without git, `git` is None. `libraries` has every backend installed,
+    not only the one Keras ran on (`backend`).
+    """
+    commit = _git("rev-parse", "HEAD")
+    git = None
+    if commit is not None:
+        excluded = [f":(top,exclude){folder}" for folder in RESULT_FOLDERS]
+        status = _git("status", "--porcelain", "--", ":(top).", *excluded)
+        changed = None if status is None else [line[3:] for line in status.splitlines()]
+        git = {
+            "commit": commit.strip(),
+            "clean": None if changed is None else not changed,
+            "changed": None if changed is None else changed[:20],
+        }
+    return {
+        "keras_relu": keras_relu.__version__,
+        "git": git,
+        "backend": keras.config.backend(),
+        "libraries": {
+            name: _installed(name)
+            for name in ("keras", "jax", "jaxlib", "tensorflow", "torch", "numpy")
+        },
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "command": list(sys.argv),
+        "config": config,
+    }
+
+
+def write_result(path, result, config=None):
+    """Writes a result's JSON atomically with its `provenance` (of `config`, default the
+    result's own `config`): every result file of the examples is written by this."""
+    config = result.get("config") if config is None else config
+    write_json_atomically(path, {**result, "provenance": provenance(config)})
+
+
+def describe_probe(size, seed=PROBE_SEED, source="training"):
+    """How a probe was drawn, as results record it: a result drawn otherwise is not reused."""
+    return f"stratified, seed {seed}, {size} {source} images"
+
+
+def train_probe(x_train, y_train, size=None):
+    """The dead-unit probe: `size` (default `PROBE_SIZE`) training images (all, if fewer),
+    stratified by class, seed `PROBE_SEED`: the training set is stored class by class."""
+    size = min(PROBE_SIZE if size is None else size, len(x_train))
+    probe, _ = diagnostics.sample_probe(x_train, size, labels=y_train, seed=PROBE_SEED)
+    return probe.astype("float32")
+
+
 def train_arm(arm_name, seed, data, config, out_dir, verbose=None):
     """Trains one arm with one seed and writes its JSON; returns the JSON's content.
 
@@ -222,27 +306,27 @@ def train_arm(arm_name, seed, data, config, out_dir, verbose=None):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    probe = x_train[:PROBE_SIZE].astype("float32")
+    probe = train_probe(x_train, y_train)
     monitor = diagnostics.DeadUnitMonitor(probe, warn_above=None)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     log_path = Path(out_dir) / "logs" / f"{arm_name}_seed{seed}.csv"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    csv_logger = keras.callbacks.CSVLogger(str(log_path))
     started = time.perf_counter()
-    history = model.fit(
-        batches,
-        epochs=config["epochs"],
-        validation_data=(x_test.astype("float32"), y_test),
-        validation_batch_size=256,
-        # In this order: the last two read what the first two add to each epoch's logs.
-        callbacks=[
-            EpochTimer(),
-            monitor,
-            keras.callbacks.CSVLogger(str(log_path)),
-            CompactProgbarLogger(),
-        ],
-        verbose=verbose,
-    )
+    try:
+        history = model.fit(
+            batches,
+            epochs=config["epochs"],
+            validation_data=(x_test.astype("float32"), y_test),
+            validation_batch_size=256,
+            # In this order: the last two read what the first two add to each epoch's logs.
+            callbacks=[EpochTimer(), monitor, csv_logger, CompactProgbarLogger()],
+            verbose=verbose,
+        )
+    finally:  # A fit stopped by Ctrl-C never ends training, where Keras closes the log.
+        if getattr(csv_logger, "csv_file", None) is not None:
+            csv_logger.csv_file.close()
     train_seconds = time.perf_counter() - started
     test_loss, test_accuracy = model.evaluate(
         x_test.astype("float32"), y_test, batch_size=256, verbose=0
@@ -259,6 +343,7 @@ def train_arm(arm_name, seed, data, config, out_dir, verbose=None):
         "train_seconds": train_seconds,
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
         "activation_layers": layers,
+        "probe": describe_probe(len(probe)),
         "command": " ".join(sys.argv),
         "backend": keras.config.backend(),
         "keras": keras.__version__,
@@ -267,7 +352,7 @@ def train_arm(arm_name, seed, data, config, out_dir, verbose=None):
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
     _keep_if_best(model, result, out_dir)
-    write_json_atomically(run_path(out_dir, arm_name, seed), result)
+    write_result(run_path(out_dir, arm_name, seed), result)
     return result
 
 

@@ -3,13 +3,13 @@
 ```
 relu        plain ReLU (the baseline, rerun here for the time ratio)
 revive      + keras_relu.diagnostics.ReviveDeadUnits (threshold 0, every REVIVE_EVERY batches,
-              scored on the last REVIVE_PROBE training images)
+              scored on REVIVE_PROBE training images, stratified by class)
 revive_keep_state   the same with reset_optimizer=False: Adam's moments of the revived
               entries are kept (zeroed moments with Adam's global step count give them
               steps of several times the learning rate for tens of steps)
 clipnorm    + Adam(clipnorm=CLIPNORM), chosen from the gradient norms (`gradient_norms`)
 schedule    + warm-up over the first quarter of the steps (one epoch of four) to the learning
-              rate, then cosine decay to 0
+              rate, then cosine decay to 0 (`trained.warmup_cosine`)
 rai         + hidden kernels from keras_relu.initializers.RandomizedAsymmetric (Lu et al. 2019)
 leaky_relu  ReLU model with keras_relu.swap_activations(model, "relu", "leaky_relu")
 prelu       ReLU model with keras_relu.swap_activations(model, "relu", "prelu")
@@ -31,6 +31,10 @@ from . import trained
 ARMS = ("relu", "revive", "revive_keep_state", "clipnorm", "schedule", "rai", "leaky_relu", "prelu")
 REVIVE_EVERY = 40  # Batches: about twice per epoch (79 batches of 128 in 10,000 images).
 REVIVE_PROBE = 256  # ReDo's batch size for scoring.
+REVIVE_PROBE_SEED = 0  # One probe for every seed and rate: the revive arms are paired.
+# Held-out test images on which each revival's change of the logits is measured (the
+# outputs are kept only on the probe: units dead there may be alive on other images).
+HELD_OUT_IMAGES = 256
 # `clipnorm` (Keras clips each variable's gradient to it) is not a constant: `choose_clipnorm`
 # takes the median per-variable gradient norm of plain ReLU over its first epoch at a rate
 # where it trains well (1e-3), so typical gradients pass and a high rate's spikes are cut.
@@ -45,6 +49,8 @@ def cure_settings(arm, clipnorm, config):
     settings = {"arm": arm}
     if arm in ("revive", "revive_keep_state"):
         settings.update(every_n_batches=REVIVE_EVERY, probe_images=REVIVE_PROBE, threshold=0.0)
+        size = min(REVIVE_PROBE, config["train_images"])  # All of a tiny test set.
+        settings["probe"] = trained.describe_probe(size, REVIVE_PROBE_SEED)
         if arm == "revive_keep_state":
             settings["reset_optimizer"] = False
     elif arm == "clipnorm":
@@ -73,16 +79,55 @@ def _swap(new):
     return lambda model: keras_relu.swap_activations(model, "relu", new)
 
 
+class HeldOutShift(keras.callbacks.Callback):
+    """Runs `reviver` and records how far each of its revivals moves the logits on
+    fixed held-out images: `by_call`, `[{"max": max |delta logit|, "mean": ...}]`."""
+
+    def __init__(self, reviver, held_out):
+        super().__init__()
+        self.reviver = reviver
+        self.held_out = held_out
+        self.by_call = []
+        self._steps = 0
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.reviver.set_model(model)
+
+    def on_train_begin(self, logs=None):
+        self.reviver.on_train_begin(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.reviver.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.reviver.on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        if self._steps % self.reviver.every_n_batches:
+            self.reviver.on_train_batch_end(batch, logs)
+            return
+        model = self.model  # On JAX, syncs the training state into the variables first.
+        before = keras.ops.convert_to_numpy(model(self.held_out, training=False))
+        self.reviver.on_train_batch_end(batch, logs)
+        shift = np.abs(keras.ops.convert_to_numpy(model(self.held_out, training=False)) - before)
+        self.by_call.append({"max": float(shift.max()), "mean": float(shift.mean())})
+
+
 def run_arm(arm, learning_rate, seed, data, config, clipnorm):
     """Trains one arm; returns `trained.train_run`'s result with `cure` and, for
-    `revive`, `recycled_units` (units ReviveDeadUnits re-drew, over training)."""
+    `revive`, `recycled_units` (units ReviveDeadUnits re-drew, over training) and
+    `held_out_logit_shift` (how far each revival moved the logits on held-out images)."""
     settings = cure_settings(arm, clipnorm, config)
     kwargs = {}
     reviver = None
     if arm in ("revive", "revive_keep_state"):
-        x_train = data[0][0]
+        (x_train, y_train), _ = data
+        size = min(REVIVE_PROBE, len(x_train))
+        probe, _ = diagnostics.sample_probe(x_train, size, labels=y_train, seed=REVIVE_PROBE_SEED)
         reviver = diagnostics.ReviveDeadUnits(
-            x_train[-REVIVE_PROBE:].astype("float32"),
+            probe.astype("float32"),
             every_n_batches=REVIVE_EVERY,
             reset_optimizer=arm == "revive",
             seed=seed,
@@ -92,26 +137,27 @@ def run_arm(arm, learning_rate, seed, data, config, clipnorm):
         kwargs["optimizer"] = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
     elif arm == "schedule":
         steps = _steps_per_epoch(config) * config["epochs"]
-        warmup = max(1, steps // 4)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=0.0,
-            decay_steps=max(1, steps - warmup),
-            warmup_target=learning_rate,
-            warmup_steps=warmup,
-        )
-        kwargs["optimizer"] = keras.optimizers.Adam(schedule)
+        kwargs["optimizer"] = keras.optimizers.Adam(trained.warmup_cosine(learning_rate, steps))
     elif arm == "rai":
         kwargs["transform"] = _rai_hidden(seed)
     elif arm in ("leaky_relu", "prelu"):
         kwargs["transform"] = _swap(arm)
     elif arm != "relu":
         raise ValueError(f"`arm` must be one of {ARMS}. Received: arm={arm!r}")
+    shift = None
+    if reviver is not None:
+        x_test, y_test = data[1]
+        images = min(HELD_OUT_IMAGES, len(x_test))  # A tiny test run has fewer.
+        held_out, _ = diagnostics.sample_probe(x_test, images, labels=y_test, seed=0)
+        shift = HeldOutShift(reviver, held_out.astype("float32"))
+        kwargs["callbacks"] = [shift]
     result = trained.train_run("relu", learning_rate, seed, data, config, **kwargs)
     result["cure"] = settings
     if reviver is not None:
         result["recycled_units"] = sum(report.total for _, _, report in reviver.reports)
         result["recycled_by_call"] = [report.total for _, _, report in reviver.reports]
         result["revival_skipped"] = reviver.reports[-1][2].skipped if reviver.reports else {}
+        result["held_out_logit_shift"] = {"images": images, "by_call": shift.by_call}
     return result
 
 

@@ -20,9 +20,11 @@ import numpy as np
 
 from keras_relu import diagnostics
 
+from . import trained
 from .trained import WARN_ABOVE
 from .trained import _optimizer
 from .trained import build_mlp
+from .trained import warmup_cosine
 
 VARIANTS = ("relu", "leaky_relu", "prelu")
 
@@ -70,22 +72,48 @@ def _step_of(message):
 
 REMEDIES = {
     "clipnorm": "global_clipnorm=1.0 (the gradient's global norm clipped to 1)",
-    "schedule": "a one-epoch linear warm-up from 0, then cosine decay to 0",
+    # `trained.warmup_cosine`: the warm-up is one epoch of the study's four.
+    "schedule": "a linear warm-up from 0 over a quarter of the steps, then cosine decay to 0",
 }
 
 
-def _remedied_optimizer(remedy, learning_rate, total_steps, warmup_steps):
+def _remedied_optimizer(remedy, learning_rate, total_steps):
     if remedy == "clipnorm":
         return keras.optimizers.Adam(learning_rate, global_clipnorm=1.0)
-    if remedy == "schedule":
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0,
-            decay_steps=total_steps - warmup_steps,
-            warmup_target=learning_rate,
-            warmup_steps=warmup_steps,
-        )
-        return keras.optimizers.Adam(schedule)
+    if remedy == "schedule":  # The cures part's schedule arm, sized to this run.
+        return keras.optimizers.Adam(warmup_cosine(learning_rate, total_steps))
     raise ValueError(f"`remedy` must be one of {sorted(REMEDIES)}. Received: {remedy!r}")
+
+
+GRADIENT_PROBE_SEED, ACCURACY_PROBE_SEED = 0, 1
+
+
+def probes(data, config):
+    """The gradient probe (training images) and the accuracy probe (test images), each
+    `(images, labels)`, stratified by class and seeded: the data sets are stored class by
+    class, so their first rows would be one class. The dead-unit probe is `trained`'s."""
+    (x_train, y_train), (x_test, y_test) = data
+    drawn = [
+        diagnostics.sample_probe(x, config[key], labels=y, seed=seed)
+        for x, y, key, seed in (
+            (x_train, y_train, "gradient_probe_images", GRADIENT_PROBE_SEED),
+            (x_test, y_test, "accuracy_images", ACCURACY_PROBE_SEED),
+        )
+    ]
+    return [(images.astype("float32"), labels) for images, labels in drawn]
+
+
+def protocol(config):
+    """How `gradient_run` measures, for the stored config: a result measured otherwise is rerun."""
+    return {
+        **trained.protocol(config),
+        "gradient_probe": trained.describe_probe(
+            config["gradient_probe_images"], GRADIENT_PROBE_SEED
+        ),
+        "accuracy_probe": trained.describe_probe(
+            config["accuracy_images"], ACCURACY_PROBE_SEED, source="test"
+        ),
+    }
 
 
 def gradient_run(variant, learning_rate, seed, data, config, remedy=None):
@@ -110,20 +138,14 @@ def gradient_run(variant, learning_rate, seed, data, config, remedy=None):
         optimizer = _optimizer(config["optimizer"], learning_rate, config["momentum"])
     else:
         total = steps_per_epoch * config["epochs"]
-        optimizer = _remedied_optimizer(remedy, learning_rate, total, steps_per_epoch)
+        optimizer = _remedied_optimizer(remedy, learning_rate, total)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    # Fixed random samples: the data sets are stored class by class, so x[:n] would be
-    # one or two classes.
-    rows = np.random.default_rng(0).permutation(len(x_train))
-    gradient_rows = rows[: config["gradient_probe_images"]]
-    gradient_probe = (x_train[gradient_rows].astype("float32"), y_train[gradient_rows])
-    dead_probe = x_train[rows[: config["probe_images"]]].astype("float32")
-    test_rows = np.random.default_rng(1).permutation(len(x_test))[: config["accuracy_images"]]
-    accuracy_probe = (x_test[test_rows].astype("float32"), y_test[test_rows])
+    gradient_probe, accuracy_probe = probes(data, config)
+    dead_probe = trained.probe(data, config)
     gradients = diagnostics.GradientMonitor(gradient_probe, every=config["every"])
     dead_every = EveryFewBatches(config["every"], dead_probe, accuracy_probe)
     dead_epochs = diagnostics.DeadUnitMonitor(dead_probe, warn_above=WARN_ABOVE)
@@ -429,7 +451,8 @@ def report_section(runs, plots, image):
         f"`growth_factor={defaults.growth_factor:g}`) on {config['gradient_probe_images']} "
         f"training images (its first warning replayed from the measurements at these "
         f"defaults); the dead fraction on {config['probe_images']} training images and "
-        f"the accuracy on {config['accuracy_images']} test images every {config['every']} "
+        f"the accuracy on {config['accuracy_images']} test images (each probe stratified by "
+        f"class) every {config['every']} "
         "steps too. The update ratio is the largest over the hidden layers, its median over "
         "the run and over the first epoch; steps are medians over the seeds that reached "
         "them (how many in brackets), '-': none did; a collapse is held-out accuracy at or "

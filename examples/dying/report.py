@@ -32,7 +32,6 @@ the interval excludes 0. The cures part also checks issue 29's targets (`verdict
 met, not met, or not measured with what is missing).
 """
 
-import json
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -42,6 +41,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from cifar10.cli import read_result  # noqa: E402
 from cifar10.report import kept_preface  # noqa: E402
 from cifar10.train import write_json_atomically  # noqa: E402
 from cifar10.train import write_text_atomically  # noqa: E402
@@ -60,8 +60,24 @@ STOPPED_BELOW = 0.15  # Test accuracy at or below this: no better than chance (1
 KEEPS_TRAINING = 0.9  # "Keeps training": top-lr accuracy at least this share of the best.
 
 
+# What a part's result file holds, at least (the report reads them): a file without them,
+# cut short or edited, is named (`cli.ResultFileError`), not met as a KeyError.
+_RUN = ("variant", "learning_rate", "seed", "config", "history", "test_accuracy")
+RESULT_KEYS = {
+    "born_dead": ("variant", "width", "depth", "config", "born_dead", "constant_at_init"),
+    "trained": (*_RUN, "train_seconds"),
+    "cures": (*_RUN, "train_seconds", "cure"),
+    "gradients": (*_RUN, "steps_per_epoch", "gradients", "every_few_batches", "gradient_warnings"),
+}
+NORMS_FILE = "gradient_norms.json"  # In cures/, beside the runs: the clipnorm's measurement.
+
+
 def _load(folder):
-    return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
+    """The result files in `folder` (a part's), checked against `RESULT_KEYS`; raises
+    `cli.ResultFileError` (a ValueError) naming a damaged one."""
+    required = RESULT_KEYS.get(Path(folder).name, ())
+    paths = [p for p in sorted(Path(folder).glob("*.json")) if p.name != NORMS_FILE]
+    return [read_result(p, required, redo="rerun that result") for p in paths]
 
 
 def _order(names):
@@ -844,11 +860,10 @@ def write_report(out_dir, markdown_path=None):
         ]
         write_json_atomically(out_dir / "resistance.json", summary)
         written.append(out_dir / "resistance.json")
-    cure_runs = _load(out_dir / "cures") if (out_dir / "cures").exists() else []
-    cure_runs = [r for r in cure_runs if "cure" in r]
+    cure_runs = _load(out_dir / "cures")
     cures, reruns = cures_table(cure_runs, _load(out_dir / "trained")) if cure_runs else ({}, [])
-    norms_path = out_dir / "cures" / "gradient_norms.json"
-    norms = json.loads(norms_path.read_text()) if norms_path.exists() else None
+    norms_path = out_dir / "cures" / NORMS_FILE
+    norms = read_result(norms_path, redo="measure it again") if norms_path.exists() else None
     if cures:
         plot_cures(cures, plots / "cures.png")
         written.append(plots / "cures.png")

@@ -4,7 +4,8 @@
 pixels -> normalize -> flatten -> 3 x [Dense(256, He normal) -> activation] -> Dense(10)
 SGD, momentum 0.9, constant learning rate, batch 128
 ```
-Per epoch (and before the first), on a fixed probe of training images:
+Per epoch (and before the first), on a fixed probe of training images (stratified by
+class, seeded: `probe`):
 `DeadUnitMonitor`'s dead and inactive fractions per layer (with its `DeadUnitWarning`s
 recorded), test accuracy, and which units are inactive, so the report can say whether
 units that stopped come back.
@@ -16,6 +17,8 @@ import warnings
 
 import keras
 import numpy as np
+from cifar10.train import describe_probe
+from cifar10.train import train_probe
 
 import keras_relu
 from keras_relu import diagnostics
@@ -50,6 +53,39 @@ def build_mlp(
         x = keras_relu.get(variant, name=f"act{index}", **kwargs)(layer(x))
     outputs = keras.layers.Dense(10, name="logits")(x)
     return keras.Model(inputs, outputs, name=f"mlp_{variant}")
+
+
+def probe(data, config):
+    """The dead-unit probe: `config["probe_images"]` training images, stratified by class,
+    the same for every variant, seed and cure (the CIFAR-10 example's `train_probe`)."""
+    (x_train, y_train), _ = data
+    return train_probe(x_train, y_train, config["probe_images"])
+
+
+def protocol(config):
+    """How `train_run` measures, for the stored config: a result measured otherwise is rerun."""
+    size = min(config["probe_images"], config["train_images"])
+    return {"probe": describe_probe(size)}
+
+
+def warmup_cosine(learning_rate, total_steps):
+    """The warm-up and cosine decay remedy, sized to a run of `total_steps` (>= 1) steps.
+
+    ```
+    lr(step) = learning_rate * step / warmup                               step < warmup
+             = learning_rate * (1 + cos(pi * (step - warmup) / decay)) / 2  otherwise
+    warmup = max(1, total_steps // 4)      (one epoch of the study's four)
+    decay = max(1, total_steps - warmup)
+    ```
+    A run of one epoch, or one step, gets both phases too (Keras refuses a decay of 0 steps).
+    """
+    warmup = max(1, total_steps // 4)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=max(1, total_steps - warmup),
+        warmup_target=learning_rate,
+        warmup_steps=warmup,
+    )
 
 
 def _optimizer(name, learning_rate, momentum):
@@ -145,10 +181,10 @@ def train_run(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    probe = x_train[: config["probe_images"]].astype("float32")
-    start = diagnostics.summarize(diagnostics.activation_stats(model, probe))
-    monitor = diagnostics.DeadUnitMonitor(probe, warn_above=WARN_ABOVE)
-    inactive = InactiveUnits(probe)
+    probe_images = probe(data, config)
+    start = diagnostics.summarize(diagnostics.activation_stats(model, probe_images))
+    monitor = diagnostics.DeadUnitMonitor(probe_images, warn_above=WARN_ABOVE)
+    inactive = InactiveUnits(probe_images)
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", diagnostics.DeadUnitWarning)

@@ -12,6 +12,7 @@
 
 from keras_relu.diagnostics.dead_units import DeadUnitMonitor as DeadUnitMonitor
 from keras_relu.diagnostics.dead_units import DeadUnitWarning as DeadUnitWarning
+from keras_relu.diagnostics.dead_units import NonFiniteProbeWarning as NonFiniteProbeWarning
 from keras_relu.diagnostics.dead_units import (
     UnmeasuredActivationWarning as UnmeasuredActivationWarning,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "DeadUnitWarning",
     "GradientMonitor",
     "GradientWarning",
+    "NonFiniteProbeWarning",
     "RevivalReport",
     "ReviveDeadUnits",
     "UnmeasuredActivationWarning",

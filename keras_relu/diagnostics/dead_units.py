@@ -104,6 +104,11 @@ class UnmeasuredActivationWarning(UserWarning):
     """Activations inside a block that `activation_stats` could not reach (named in it)."""
 
 
+class NonFiniteProbeWarning(UserWarning):
+    """The probe gave NaN or inf at some activations: `DeadUnitMonitor` logs their
+    figures as NaN, `ReviveDeadUnits` leaves them alone at that call."""
+
+
 def _is_recurrent(layer):
     # RNN layers, and their cells (which declare a `state_size`).
     return isinstance(layer, keras.layers.RNN) or hasattr(layer, "state_size")
@@ -527,13 +532,30 @@ class _Probe:
             if isinstance(output, keras.KerasTensor):
                 self._tensor_axes[id(output)] = (output, -1 if axis is None else axis)
 
-    def stats(self, data, batch_size=256):
+    def measure(self, data, batch_size=256):
+        """`(stats, non_finite, examples)`: the figures of every place (NaN where the
+        probe gave NaN or inf), `{place: examples with NaN or inf}` and the examples."""
         totals = {path: _Totals(self.caps[path], self.axes[path]) for path in self.outputs}
+        examples = 0
         for batch in _input_batches(data, batch_size):
+            examples += _batch_length(batch)
             outputs, inputs, masks = self._measuring_model(batch, training=False)
             for path, y in outputs.items():
                 totals[path].add(y, inputs.get(path), masks.get(path))
-        return {path: total.result() for path, total in totals.items()}
+        stats = {path: total.result() for path, total in totals.items()}
+        non_finite = {path: total.non_finite for path, total in totals.items() if total.non_finite}
+        return stats, non_finite, examples
+
+    def stats(self, data, batch_size=256):
+        """The figures of every place; raises where the probe gave NaN or inf."""
+        stats, non_finite, examples = self.measure(data, batch_size)
+        if non_finite:
+            raise ValueError(
+                f"{_non_finite_message(non_finite, examples)}: a dead unit cannot be told "
+                "from a live one there. Look for NaN or inf in the probe and in the model's "
+                "weights."
+            )
+        return stats
 
 
 class _Totals:
@@ -545,8 +567,14 @@ class _Totals:
         self.axis = axis
         self.fired = self.positive = None
         self.outputs = self.zeros = self.saturated = 0
+        self.non_finite = 0  # Examples with NaN or inf in y or x where the mask keeps.
 
     def add(self, y, x=None, mask=None):
+        # NaN != 0 would count as firing, and a unit seen once as NaN as alive.
+        non_finite = _examples_not_finite(y, mask)
+        if x is not None:
+            non_finite = ops.logical_or(non_finite, _examples_not_finite(x, mask))
+        self.non_finite += _count(non_finite)
         y = ops.moveaxis(y, self.axis, -1)
         kept = _positions_kept(mask, y.shape)
         self.fired = _any_over_positions(_and(ops.not_equal(y, 0), kept), self.fired)
@@ -565,7 +593,23 @@ class _Totals:
         result["sparsity"] = self.zeros / self.outputs if self.outputs else 0.0
         if self.cap is not None:
             result["saturated_fraction"] = self.saturated / self.outputs if self.outputs else 0.0
+        if self.non_finite:
+            result.update({key: float("nan") for key in result if key != "units"})
         return result
+
+
+def _examples_not_finite(tensor, mask):
+    """One flag per example (first axis): NaN or inf at a position the mask keeps."""
+    flags = _and(ops.logical_not(ops.isfinite(tensor)), _positions_kept(mask, tensor.shape))
+    return ops.any(flags, axis=tuple(range(1, len(flags.shape))))
+
+
+def _non_finite_message(non_finite, examples):
+    """Names the places where the probe gave NaN or inf, and in how many examples."""
+    places = ", ".join(
+        f"{path!r} ({count} of {examples} examples)" for path, count in non_finite.items()
+    )
+    return f"The probe gives non-finite values (NaN or inf) at {places}"
 
 
 def _positions_kept(mask, shape):
@@ -596,6 +640,10 @@ def _any_over_positions(mask, previous):
     """`mask` reduced to one flag per unit (last axis), or-ed into `previous`."""
     flags = ops.convert_to_numpy(ops.any(mask, axis=tuple(range(len(mask.shape) - 1))))
     return flags if previous is None else previous | flags
+
+
+def _batch_length(batch):
+    return int(keras.tree.flatten(batch)[0].shape[0])
 
 
 def _input_batches(data, batch_size):
@@ -648,6 +696,12 @@ def activation_stats(model, data, batch_size=256):
         `inactive_fraction` is left out for an inline activation of a custom layer
         that cannot be rebuilt from its config with `activation=None`.
 
+    Raises:
+        ValueError: Where an activation's input or output holds NaN or inf on `data`
+            (at a position the mask keeps), naming the places and how many examples:
+            NaN is not 0, so every unit would look alive (a single NaN example gave
+            0% dead). Look for NaN or inf in `data` and in the model's weights.
+
     Warns:
         UnmeasuredActivationWarning: Activation layers inside a block that could not
             be reached (named, with the reason); they are left out of the result.
@@ -697,6 +751,9 @@ class DeadUnitMonitor(keras.callbacks.Callback):
     saturated_fraction/<layer>                    ReLU6-like layers only
     ```
     A `DeadUnitWarning` is issued when a layer's dead fraction exceeds `warn_above`.
+    Where the probe gives NaN or inf at an activation (a NaN in the probe, or weights
+    gone NaN), a `NonFiniteProbeWarning` names it and its figures are logged as NaN,
+    as Keras logs a NaN loss; training goes on (`activation_stats` raises instead).
 
     Args:
         probe_batch: The inputs to measure on, as `activation_stats` takes them,
@@ -726,7 +783,15 @@ class DeadUnitMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self._probe is None:
             self._probe = _Probe(self.model)
-        stats = self._probe.stats(self.probe_batch, self.batch_size)
+        stats, non_finite, examples = self._probe.measure(self.probe_batch, self.batch_size)
+        if non_finite:
+            # As Keras logs a NaN loss: the figures say NaN, and training goes on.
+            warnings.warn(
+                f"Epoch {epoch + 1}: {_non_finite_message(non_finite, examples)}; their "
+                "figures are logged as NaN.",
+                NonFiniteProbeWarning,
+                stacklevel=2,
+            )
         figures = dict(summarize(stats))
         for path, layer_stats in stats.items():
             for key in ("dead_fraction", "inactive_fraction", "sparsity", "saturated_fraction"):
@@ -749,6 +814,7 @@ class DeadUnitMonitor(keras.callbacks.Callback):
 __all__ = [
     "DeadUnitMonitor",
     "DeadUnitWarning",
+    "NonFiniteProbeWarning",
     "UnmeasuredActivationWarning",
     "activation_stats",
     "is_activation_layer",
