@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import paired  # noqa: E402
+from dying import verdicts  # noqa: E402  (pure Python, as this module)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "examples" / "results"
@@ -234,10 +235,12 @@ def trained_figures(runs):
             _percent(relu[seed]) for seed in sorted(relu, key=relu.get)
         )
         for variant in {v for v, lr2 in cells if lr2 == lr} - {"relu"}:
-            other = {seed: run["test_accuracy"] for seed, run in cells[variant, lr].items()}
-            difference = paired.paired_difference(other, relu)
+            # The report's comparison (dying/verdicts.py), not a second one.
+            comparison = verdicts.compare(
+                list(cells[variant, lr].values()), list(cells["relu", lr].values()), "test_accuracy"
+            )
             figures[f"trained.vs_relu.{variant}.{_rate(lr)}"] = (
-                f"{difference.text(digits=1)}: {difference.verdict()}"
+                f"{comparison.difference.text(digits=1)}: {comparison.verdict}"
             )
     warned, never = [], []
     for variant in NAMES:

@@ -176,46 +176,6 @@ def test_one_seed_gives_every_arm_the_same_batches(tmp_path, monkeypatch):
     assert seen["relu", 1] != seen["relu", 0]
 
 
-def test_published_claims_get_gaps_paired_by_seed_and_ties_within_the_spread():
-    accuracies = {  # arm: test accuracy at seeds 0, 1 (None: not run)
-        "relu": (0.80, 0.81),
-        "gelu": (0.83, 0.84),  # 3 points above ReLU at both seeds
-        "elu": (0.805, 0.80),  # 0.25 below ReLU's mean: inside ReLU's sd of 0.71
-        "rrelu": (0.78, 0.78),  # 2.5 below ReLU's mean
-        "selu": (0.79, None),  # one seed only
-    }
-    runs = [
-        {
-            "arm": arm,
-            "seed": seed,
-            "params": 1,
-            "multiply_adds": 1,
-            "test_accuracy": accuracy,
-            "test_loss": 1.0,
-            "history": {"epoch_seconds": [1.0], "dead_fraction": [0.0], "sparsity": [0.0]},
-        }
-        for arm, pair in accuracies.items()
-        for seed, accuracy in enumerate(pair)
-        if accuracy is not None
-    ]
-    # Every published claim names arms the example trains (a typo would read "not run yet").
-    assert {a for _, tiers in report.PUBLISHED for tier in tiers for a in tier} <= set(
-        model_lib.ARMS
-    )
-    lines = report.compare_with_published(report.summarize_runs(runs))
-    verdicts = {line.split(" | ")[0].lstrip("| "): line for line in lines}
-
-    assert verdicts["gelu > relu"] == "| gelu > relu | +3.00 | +3.00, +3.00 | 0.71 | agrees |"
-    assert verdicts["relu > elu"] == (
-        "| relu > elu | +0.25 | -0.50, +1.00 | 0.71 | tie (gap within spread) |"
-    )
-    assert verdicts["rrelu > relu"].endswith("| -2.50 | -2.00, -3.00 | 0.71 | disagrees |")
-    assert verdicts["elu > selu"] == (
-        "| elu > selu | +1.25 | +1.50 | one seed | none: needs two seeds |"
-    )
-    assert verdicts["relu6 > relu"] == "| relu6 > relu | | | | not run yet |"
-
-
 def test_a_missing_or_malformed_data_set_is_a_message_not_a_traceback(tmp_path, capsys):
     out = ["--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
     assert cifar10_compare.main(["--data-dir", str(tmp_path / "absent"), *out]) == 2

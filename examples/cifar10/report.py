@@ -16,9 +16,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # Files only; no display needed.
 
+import figures  # noqa: E402
 import keras  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import paired  # noqa: E402
 
 from . import model as model_lib  # noqa: E402
 from .cli import read_result  # noqa: E402
@@ -155,14 +157,17 @@ def summarize_runs(runs):
 
 
 def compare_with_published(rows):
-    """Markdown lines: each published "A above B" against our gap and seed spread."""
+    """Markdown lines: each published "A above B" against our gap paired by seed, with its
+    95% interval (`examples/paired.py`): "agrees" or "disagrees" only where the interval
+    excludes 0, "tie" otherwise."""
     by_arm = {row["arm"]: row for row in rows}
     lines = [
-        "| published claim | ours: gap (points) | per seed (paired) | seed spread (sd) | verdict |",
-        "|---|---|---|---|---|",
+        "| published claim | ours: gap paired by seed (points, 95% interval) | per seed "
+        "| verdict |",
+        "|---|---|---|---|",
     ]
     for source, tiers in PUBLISHED:
-        lines.append(f"| **{source}** | | | | |")
+        lines.append(f"| **{source}** | | | |")
         for upper, lower in zip(tiers, tiers[1:], strict=False):
             for a in upper:
                 for b in lower:
@@ -170,21 +175,49 @@ def compare_with_published(rows):
     return lines
 
 
+def _accuracy_by_seed(row):
+    return {run["seed"]: run["test_accuracy"] for run in row["runs"]}
+
+
 def _verdict_line(a, b, by_arm):
     claim = f"{a} > {b}"
     if a not in by_arm or b not in by_arm:
-        return f"| {claim} | | | | not run yet |"
-    gap = 100 * (by_arm[a]["test_accuracy_mean"] - by_arm[b]["test_accuracy_mean"])
-    paired = ", ".join(f"{g:+.2f}" for g in paired_gaps(by_arm[a], by_arm[b])) or "no common seed"
-    seeds = min(by_arm[a]["seeds"], by_arm[b]["seeds"])
-    if seeds < SEEDS_FOR_A_VERDICT:  # No spread to judge the gap against.
-        return f"| {claim} | {gap:+.2f} | {paired} | one seed | none: needs two seeds |"
-    spread = 100 * max(by_arm[a]["test_accuracy_sd"], by_arm[b]["test_accuracy_sd"])
-    if abs(gap) <= spread:
-        verdict = "tie (gap within spread)"
-    else:
-        verdict = "agrees" if gap > 0 else "disagrees"
-    return f"| {claim} | {gap:+.2f} | {paired} | {spread:.2f} | {verdict} |"
+        return f"| {claim} | | | not run yet |"
+    per_seed = ", ".join(f"{g:+.2f}" for g in paired_gaps(by_arm[a], by_arm[b]))
+    if not per_seed:
+        return f"| {claim} | | no common seed | none: no common seed |"
+    difference = paired.paired_difference(
+        _accuracy_by_seed(by_arm[a]), _accuracy_by_seed(by_arm[b])
+    )
+    if difference.seeds < SEEDS_FOR_A_VERDICT:  # No interval to judge the gap by.
+        return f"| {claim} | {100 * difference.mean:+.2f} | {per_seed} | none: needs two seeds |"
+    verdict = difference.verdict(better="agrees", worse="disagrees", same="tie")
+    return f"| {claim} | {difference.text(digits=2, unit='')} | {per_seed} | {verdict} |"
+
+
+def against_relu(runs):
+    """Markdown lines: each arm against ReLU paired by seed, "better", "worse" or "tie"
+    (the figures README and the docs quote: `examples/figures.py`'s `cifar_figures`)."""
+    seeds = {run["seed"] for run in runs if run["arm"] == "relu"}
+    runs = [run for run in runs if run["seed"] in seeds]
+    if not seeds or {run["arm"] for run in runs} == {"relu"}:
+        return []
+    values = figures.cifar_figures(runs)
+    mean = {
+        arm: np.mean([run["test_accuracy"] for run in runs if run["arm"] == arm])
+        for arm in {run["arm"] for run in runs} - {"relu"}
+    }
+    return [
+        f"{values['cifar.verdicts'][0].upper()}{values['cifar.verdicts'][1:]}.",
+        "",
+        "| arm | test accuracy (mean ± sd) | minus ReLU, paired by seed (points) |",
+        "|---|---:|---|",
+        f"| relu | {values['cifar.acc.relu']} | |",
+        *(
+            f"| {arm} | {values[f'cifar.acc.{arm}']} | {values[f'cifar.vs_relu.{arm}']} |"
+            for arm in sorted(mean, key=mean.get, reverse=True)
+        ),
+    ]
 
 
 def paired_gaps(row_a, row_b):
@@ -333,12 +366,15 @@ def _machines_note(runs):
     )
 
 
-def _verdicts(rows):
+def _verdicts(rows, runs):
     return [
-        "Rankings and gaps, not absolute accuracies (other networks, longer training). A gap "
-        "no larger than the larger of the two arms' standard deviations over seeds is a tie. "
-        "The per-seed gaps are paired (a seed gives both arms the same batches and, where "
-        "shapes match, the same initial weights); they are shown, not used in the verdict.",
+        "Rankings and gaps, not absolute accuracies (other networks, longer training). Each "
+        "gap is paired by seed (a seed gives both arms the same batches and, where shapes "
+        "match, the same initial weights), with the 95% t interval over the per-seed gaps "
+        "(`examples/paired.py`): a claim agrees or disagrees only where the interval excludes "
+        "0, and is a tie otherwise.",
+        "",
+        *against_relu(runs),
         "",
         *compare_with_published(rows),
     ]
@@ -424,7 +460,7 @@ def _markdown(rows, runs, out_dir, relative_to):
         "",
         "## Against published comparisons",
         "",
-        *(_smoke_instead_of_verdicts(smoke) if smoke else _verdicts(rows)),
+        *(_smoke_instead_of_verdicts(smoke) if smoke else _verdicts(rows, runs)),
         "",
         "## Plots",
         "",

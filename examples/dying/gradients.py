@@ -347,6 +347,7 @@ def plot_gradients(runs, path, threshold):
 
 # Read from the tables above (means of seeds 0-2): after a rerun of `--part gradients`
 # with other seeds or sizes, check them against the new tables.
+HOW_EARLY = "- **How early.**"
 ANSWERS = [
     "What the figures say:",
     "",
@@ -362,11 +363,7 @@ ANSWERS = [
     "start in the first steps, then falls to 0.6% of it and stays there: a dead network has no "
     "gradient. Every other cell ends at 16-95% of its start on average, ReLU at 1e-2 (half "
     "its units dead, 16%) included, so the norm does not tell a half-dead ReLU from a healthy one.",
-    "- **How early.** ReLU at 1e-2 has a layer more than 20% dead at step 8 and 3e-2 at step "
-    "4, on the held-out accuracy a collapse to chance from step 4 at 3e-2; "
-    "`GradientMonitor(every=4)` warns at step 12; `DeadUnitMonitor` at the end of the first "
-    "epoch (step 79), 67 steps later. Most of the damage is done in the first 10-30 steps: "
-    "a monitor once an epoch reports it, it cannot prevent it.",
+    HOW_EARLY,  # Computed from the runs: `_answers`.
     "- **The 1e-3 rule of thumb** (update / weight about 1e-3) does not hold as a number "
     "here: at Adam's usual rate 1e-3, the healthiest run, the ratio is 0.006 (the first "
     "layer's; the largest of the hidden layers), 6 times the folklore's value, and 0.01 at "
@@ -379,6 +376,27 @@ ANSWERS = [
     "scale: 65% dead, 17.3%. A variant that keeps the gradient on the negative side "
     "(PReLU at 1e-2: 39.6%, no dead unit) is the other way out.",
 ]
+
+
+def _answers(runs):
+    """`ANSWERS` with the "How early" bullet's steps computed from `runs` (the same sentence
+    `examples/figures.py` renders for the documentation)."""
+    import figures
+
+    timings = figures.gradient_figures(runs)
+    early = "; ".join(timings[name] for name in sorted(timings, key=_rate_of))
+    bullet = (
+        f"{HOW_EARLY} {early}. A monitor that measures once an epoch reports the damage; "
+        "it cannot prevent it."
+        if early
+        else f"{HOW_EARLY} no ReLU run here both warned and died."
+    )
+    return [bullet if line is HOW_EARLY else line for line in ANSWERS]
+
+
+def _rate_of(name):
+    """ "gradients.relu.1e-2" -> 0.01, to order the sentences by rate."""
+    return float(name.rsplit(".", 1)[1])
 
 
 def _row(label, lr, f):
@@ -454,7 +472,7 @@ def report_section(runs, plots, image):
     for variant, lr in order:
         row = [_steps([x["warned_at"][t] for x in figures[(variant, lr)]]) for t in THRESHOLDS]
         lines.append(f"| {variant} | {lr:g} | " + " | ".join(row) + " |")
-    lines += ["", *ANSWERS, ""]
+    lines += ["", *_answers(runs), ""]
     lines += image("gradients_vs_step.png", "update ratio, gradient norm and dead fraction")
     remedied = [r for r in runs if r.get("remedy")]
     if remedied:

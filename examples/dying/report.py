@@ -1,13 +1,15 @@
 """The dying-ReLU report: Markdown, plots and `resistance.json`, from the result files.
 
-Reads `born_dead/*.json` and `trained/*.json` under the results folder (whatever
-exists: a partial run gives a partial report) and writes:
+Reads `born_dead/*.json`, `trained/*.json`, `cures/*.json` and `gradients/*.json` under
+the results folder (whatever exists: a partial run gives a partial report that says what
+is missing) and writes:
 
 - `report.md` (and, with `markdown_path`, that file below its hand-written preface);
 - `plots/collapse_vs_depth.png`, `plots/born_dead_vs_depth.png`,
   `plots/initialization_vs_depth.png` (He normal against RAI, ReLU),
   `plots/dead_vs_epoch.png`, `plots/inactive_vs_epoch.png`,
-  `plots/final_dead_vs_lr.png`, `plots/final_inactive_vs_lr.png`, `plots/accuracy_vs_lr.png`;
+  `plots/final_dead_vs_lr.png`, `plots/final_inactive_vs_lr.png`, `plots/accuracy_vs_lr.png`,
+  `plots/cures.png`;
 - `resistance.json`: how each variant fared in the trained-to-death part, for tables
   that say which variant to use. Its format:
 
@@ -23,10 +25,14 @@ exists: a partial run gives a partial report) and writes:
       "stops_learning_at": lr or null # lowest lr with test accuracy <= STOPPED_BELOW
   }}
   ```
+
+Every comparison goes through `verdicts.py` (and so `examples/paired.py`): each variant or
+cure minus plain ReLU, paired by seed, with its 95% interval; "better" or "worse" only where
+the interval excludes 0. The cures part also checks issue 29's targets (`verdicts.check_targets`:
+met, not met, or not measured with what is missing).
 """
 
 import os
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -41,6 +47,7 @@ from cifar10.train import write_json_atomically  # noqa: E402
 from cifar10.train import write_text_atomically  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from . import verdicts  # noqa: E402
 from .born_dead import ALONE  # noqa: E402
 from .born_dead import INITIALIZED_ARMS  # noqa: E402
 from .born_dead import VARIANTS  # noqa: E402
@@ -476,6 +483,73 @@ def trained_markdown(table, summary):
     return lines
 
 
+def trained_paired_markdown(table):
+    """Each variant against ReLU at each learning rate, paired by seed (`paired.py`), and
+    the figures the text around the tables quotes, computed here rather than typed."""
+    rates = sorted({lr for v in table.values() for lr in v})
+    relu = table.get("relu", {})
+    lines = [
+        "Each variant minus ReLU at the same learning rate, paired by seed (the seed fixes the",
+        "initial weights and the batches): test accuracy and final dead / inactive fraction in",
+        'points, mean and 95% interval; "better" or "worse" only where the interval excludes',
+        '0 (fewer dead or inactive units is better), "no difference shown" otherwise.',
+        "",
+        "| variant | lr | seeds | test accuracy | dead fraction | inactive fraction |",
+        "|---|---|---:|---|---|---|",
+    ]
+    for variant in _order(table):
+        if variant == "relu":
+            continue
+        for lr in rates:
+            runs, reference = table[variant].get(lr, []), relu.get(lr, [])
+            if not runs or not reference:
+                continue
+            cells = [
+                verdicts.difference_text(verdicts.compare(runs, reference, key))
+                for key in verdicts.METRICS
+            ]
+            seeds = len({r["seed"] for r in runs} & {r["seed"] for r in reference})
+            lines.append(f"| {variant} | {lr:g} | {seeds} | " + " | ".join(cells) + " |")
+    return lines + [""] + trained_findings(table)
+
+
+def trained_findings(table):
+    """Sentences of figures: the accuracy range at the lowest rate, the inactive fraction
+    of the variants that cannot die at the rates where ReLU dies."""
+    rates = sorted({lr for v in table.values() for lr in v})
+    lines = []
+
+    def mean(variant, lr, key):
+        return _mean([verdicts.value(r, key) for r in table[variant].get(lr, [])])
+
+    low = rates[0]
+    accuracy = {v: mean(v, low, "test_accuracy") for v in _order(table) if low in table[v]}
+    if accuracy:
+        worst, best = min(accuracy, key=accuracy.get), max(accuracy, key=accuracy.get)
+        lines.append(
+            f"- At lr {low:g} the variants reach {100 * accuracy[worst]:.1f}% ({worst}) to "
+            f"{100 * accuracy[best]:.1f}% ({best}) test accuracy (means over seeds)."
+        )
+    relu = table.get("relu", {})
+    dying = [lr for lr in rates if (mean("relu", lr, "dead_fraction") or 0) >= DIES_ABOVE]
+    for lr in dying:
+        inactive = {
+            v: mean(v, lr, "inactive_fraction")
+            for v in _order(table)
+            if v != "relu" and lr in table[v] and (mean(v, lr, "dead_fraction") or 0) == 0
+        }
+        inactive = {v: f for v, f in inactive.items() if f is not None}
+        if not inactive or lr not in relu:
+            continue
+        ranked = sorted(inactive, key=inactive.get)
+        lines.append(
+            f"- At lr {lr:g} ReLU has {_percent(mean('relu', lr, 'dead_fraction'))} dead units; "
+            "the variants with no dead unit have inactive fractions (input <= 0 on every probe "
+            "example) of " + ", ".join(f"{v} {_percent(inactive[v])}" for v in ranked) + "."
+        )
+    return lines + [""] if lines else []
+
+
 def _warn_above():
     from .trained import WARN_ABOVE
 
@@ -484,14 +558,15 @@ def _warn_above():
 
 # Cures -----------------------------------------------------------------------------
 
-NEAR_IN_TIME = 600  # Seconds: time ratios of runs further apart are marked so.
+# The arms, in the table's order (`cures.ARMS`; results of arms not listed are reported after).
 CURE_ARMS = (
     "relu",
     "revive",
+    "revive_zero",
     "revive_keep_state",
-    "clipnorm",
-    "schedule",
     "guard",
+    "schedule",
+    "clipnorm",
     "lamb",
     "rai",
     "leaky_relu",
@@ -500,45 +575,57 @@ CURE_ARMS = (
 CURE_LABELS = {
     "relu": "ReLU (no cure)",
     "revive": "ReLU + ReviveDeadUnits",
-    "revive_keep_state": "ReLU + ReviveDeadUnits(reset_optimizer=False)",
-    "clipnorm": "ReLU + clipnorm",
-    "schedule": "ReLU + warm-up, cosine decay",
+    "revive_zero": 'ReLU + ReviveDeadUnits(reset_optimizer="zero")',
+    "revive_keep_state": 'ReLU + ReviveDeadUnits(reset_optimizer="keep")',
     "guard": "ReLU + ReduceLROnHighUpdateRatio",
-    "lamb": "ReLU, Lamb instead of Adam",
+    "schedule": "ReLU + warm-up, cosine decay",
+    "clipnorm": "ReLU + clipnorm",
+    "lamb": "ReLU, keras.optimizers.Lamb",
     "rai": "ReLU, RAI initialization",
     "leaky_relu": "Leaky ReLU (swapped in)",
     "prelu": "PReLU (swapped in)",
 }
+REVIVAL_ARMS = ("revive", "revive_zero", "revive_keep_state")
+PROTOCOL = ("train_images", "test_images", "epochs", "batch_size", "optimizer")
+
+
+def _protocol(run):
+    """What makes two study runs comparable (provenance and probe entries may differ)."""
+    return tuple(run["config"].get(key) for key in PROTOCOL)
+
+
+def _arm_order(arms):
+    return [a for a in CURE_ARMS if a in arms] + sorted(set(arms) - set(CURE_ARMS))
 
 
 def cures_table(cure_runs, trained_runs):
-    """`{arm: {lr: [runs]}}`: the cures' runs, plain ReLU from trained/ (the same protocol
-    and seeds; `cures/relu_*` are in-session reruns for the time ratio), and `timing`:
-    `{arm: {(lr, seed): seconds}}` from this session's runs."""
+    """The cures' runs as `({arm: {lr: [runs]}}, reruns)`.
+
+    Plain ReLU (the reference every arm is paired with) is the trained-to-death part's
+    runs of the same protocol and seeds; where one is missing, the `relu` run made beside
+    the cures stands in. `reruns` are those `relu` runs: the time reference.
+    """
     rates = sorted({r["learning_rate"] for r in cure_runs})
     table = defaultdict(lambda: defaultdict(list))
-    timing = defaultdict(dict)
+    reruns = []
     for run in cure_runs:
-        arm = run["cure"]["arm"]
-        finished = time.mktime(time.strptime(run["finished"], "%Y-%m-%d %H:%M:%S UTC"))
-        timing[arm][run["learning_rate"], run["seed"]] = (run["train_seconds"], finished)
-        if arm != "relu":
-            table[arm][run["learning_rate"]].append(run)
+        if run["cure"]["arm"] == "relu":
+            reruns.append(run)
+        else:
+            table[run["cure"]["arm"]][run["learning_rate"]].append(run)
+    protocol = _protocol(cure_runs[0]) if cure_runs else None
     for run in trained_runs:
-        if run["variant"] == "relu" and run["learning_rate"] in rates:
-            if run["config"] == cure_runs[0]["config"]:
-                table["relu"][run["learning_rate"]].append(run)
-    return {arm: table[arm] for arm in CURE_ARMS if arm in table}, timing
-
-
-def _time_ratio(timing, arm):
-    """Median over (lr, seed) of the arm's training time over ReLU's in the same session."""
-    pairs = [key for key in timing.get(arm, {}) if key in timing.get("relu", {})]
-    if not pairs:
-        return None
-    ratio = np.median([timing[arm][k][0] / timing["relu"][k][0] for k in pairs])
-    apart = max(abs(timing[arm][k][1] - timing["relu"][k][1]) for k in pairs)
-    return f"{ratio:.2f}x" + ("" if apart <= NEAR_IN_TIME else f" ({apart / 60:.0f} min apart)")
+        if (
+            run["variant"] == "relu"
+            and run["learning_rate"] in rates
+            and _protocol(run) == protocol
+        ):
+            table["relu"][run["learning_rate"]].append(run)
+    for run in reruns:
+        stored = {r["seed"] for r in table["relu"].get(run["learning_rate"], [])}
+        if run["seed"] not in stored:
+            table["relu"][run["learning_rate"]].append(run)
+    return {arm: dict(table[arm]) for arm in _arm_order(table)}, reruns
 
 
 def plot_cures(table, path):
@@ -582,118 +669,136 @@ def plot_cures(table, path):
     plt.close(figure)
 
 
-def cures_verdicts(table):
-    """One line per cure, at the learning rates where plain ReLU dies: accuracy against
-    ReLU's, and whether it stops the dying, only hides it (no exact zeros, but units still
-    stuck below 0: inactive), or neither."""
-    relu = table.get("relu", {})
-    dying = [
-        lr
-        for lr in sorted(relu)
-        if (_mean([_final(r, "dead_fraction") for r in relu[lr]]) or 0) >= DIES_ABOVE
-    ]
-    if not dying:
-        return []
-
-    def figures(arm):
-        runs = [r for lr in dying for r in table[arm].get(lr, [])]
-        return (
-            _mean([r["test_accuracy"] for r in runs]),
-            _mean([_final(r, "dead_fraction") for r in runs]),
-            _mean([_final(r, "inactive_fraction") for r in runs]),
-        )
-
-    base_accuracy = figures("relu")[0]
-    rows = {arm: figures(arm) for arm in table if arm != "relu" and table[arm]}
-    rows = {arm: f for arm, f in rows.items() if f[0] is not None}
-    lines = [
-        f"At the rates where plain ReLU dies ({', '.join(f'{lr:g}' for lr in dying)}; "
-        f"accuracy {_percent(base_accuracy)}), ranked by test accuracy:",
-        "",
-    ]
-    for arm, (accuracy, dead, inactive) in sorted(rows.items(), key=lambda item: -item[1][0]):
-        if dead >= DIES_ABOVE:
-            effect = f"does not stop the dying ({_percent(dead)} dead)"
-        elif inactive is not None and inactive >= DIES_ABOVE:
-            effect = (
-                f"hides the symptom: {_percent(dead)} dead, but {_percent(inactive)} of units "
-                "stuck below 0 (inactive)"
-            )
-        else:
-            effect = f"keeps units alive ({_percent(dead)} dead, {_percent(inactive)} inactive)"
-        gain = 100 * (accuracy - base_accuracy)
-        lines.append(
-            f"- {CURE_LABELS.get(arm, arm)}: accuracy {_percent(accuracy)} ({gain:+.0f} points); "
-            f"{effect}."
-        )
-    return lines
-
-
-def cures_markdown(table, timing, norms, reruns=()):
-    rates = sorted({lr for runs in table.values() for lr in runs})
-    lines = [
-        "The MLP and protocol above (Adam), with one cure per row. Each cell: final dead /",
-        "inactive fraction (all hidden units, measured before any revival at that epoch's end)",
-        "/ test accuracy, means over seeds. Plain ReLU is the trained-to-death part's runs (the",
-        "same protocol and seeds); it was rerun for seed 0 beside the cures as the time reference:",
-        "time vs ReLU is the median, over the learning rates, of the arm's seed-0 training time",
-        "over ReLU's, run minutes apart on a shared machine (differences under about 1.5x are",
-        "noise; only ReviveDeadUnits adds work: a probe pass and the edits every 40 batches).",
-        "",
-        "| cure | " + " | ".join(f"lr {lr:g}" for lr in rates) + " | seeds | time vs ReLU |",
-        "|---" * (len(rates) + 3) + "|",
-    ]
-    for arm, runs_by_lr in table.items():
-        cells = []
+def missing_cures(table, reruns):
+    """Lines naming what a complete comparison would have and these results lack: arms
+    (of `CURE_ARMS`) with no run, and (arm, rate) cells short of the seeds seen anywhere."""
+    rates = sorted({lr for cells in table.values() for lr in cells})
+    seeds = sorted({r["seed"] for cells in table.values() for runs in cells.values() for r in runs})
+    lines = []
+    expected = sorted(set(verdicts.LOW_RATES + verdicts.HIGH_RATES) - set(rates))
+    if expected:
+        lines.append(f"- learning rates with no result: {', '.join(f'{lr:g}' for lr in expected)}")
+    absent = [arm for arm in CURE_ARMS if arm != "relu" and arm not in table]
+    if absent:
+        lines.append(f"- arms with no result: {', '.join(absent)}")
+    for arm, cells in table.items():
         for lr in rates:
-            runs = runs_by_lr.get(lr, [])
-            if not runs:
-                cells.append("")
-                continue
-            dead = _mean([_final(r, "dead_fraction") for r in runs])
-            inactive = _mean([_final(r, "inactive_fraction") for r in runs])
-            accuracy = _mean([r["test_accuracy"] for r in runs])
-            cells.append(f"{_percent(dead)} / {_percent(inactive)} / {_percent(accuracy)}")
-        seeds = min(len(r) for r in runs_by_lr.values())
-        ratio = "1.00x" if arm == "relu" else (_time_ratio(timing, arm) or "-")
+            have = {r["seed"] for r in cells.get(lr, [])}
+            if set(seeds) - have:
+                lines.append(f"- {arm} at lr {lr:g}: seeds {sorted(set(seeds) - have)} missing")
+    timed = {(r["learning_rate"], r["seed"]) for r in reruns}
+    untimed = [f"{lr:g}/{seed}" for lr in rates for seed in seeds if (lr, seed) not in timed]
+    if untimed and reruns:
+        lines.append(f"- plain ReLU not rerun beside the cures (rate/seed): {', '.join(untimed)}")
+    elif not reruns:
+        lines.append("- plain ReLU not rerun beside the cures: no time ratios")
+    return (["Missing from these results (a partial run):", "", *lines, ""]) if lines else []
+
+
+def cures_rate_markdown(table, reruns, lr):
+    """The table of one learning rate: each arm against plain ReLU, paired by seed."""
+    reference = table.get("relu", {}).get(lr, [])
+    lines = [
+        f"**Adam, lr {lr:g}**",
+        "",
+        "| cure | seeds | test accuracy | vs ReLU (points, 95% interval) | dead fraction "
+        "| vs ReLU (points, 95% interval) | time vs ReLU | held-out logit shift (max; mean) |",
+        "|---|---:|---:|---|---:|---|---:|---|",
+    ]
+    for arm, cells in table.items():
+        runs = cells.get(lr, [])
+        if not runs:
+            lines.append(f"| {CURE_LABELS.get(arm, arm)} | 0 | | | | | | |")
+            continue
+        accuracy = verdicts.compare(runs, reference, "test_accuracy")
+        dead = verdicts.compare(runs, reference, "dead_fraction")
+        if arm == "relu":
+            versus_accuracy = versus_dead = "reference"
+            ratio = "1.00x"
+        else:
+            versus_accuracy = verdicts.difference_text(accuracy)
+            versus_dead = verdicts.difference_text(dead)
+            ratio = verdicts.time_ratio(runs, reruns).text()
+        shift = verdicts.logit_shifts(runs) if arm in REVIVAL_ARMS else None
+        shift = "" if shift is None else f"{shift[0]:.3g}; {shift[1]:.3g}"
         lines.append(
-            f"| {CURE_LABELS.get(arm, arm)} | " + " | ".join(cells) + f" | {seeds} | {ratio} |"
+            f"| {CURE_LABELS.get(arm, arm)} | {len(runs)} | {verdicts.mean_sd_text(accuracy)} "
+            f"| {versus_accuracy} | {verdicts.mean_sd_text(dead)} | {versus_dead} | {ratio} "
+            f"| {shift} |"
         )
-    lines += [""] + cures_verdicts(table)
+    return lines + [""]
+
+
+def cures_markdown(table, reruns, norms):
+    rates = sorted({lr for cells in table.values() for lr in cells})
+    lines = [
+        "The MLP and protocol above (Adam), with one cure per row, one table per learning",
+        "rate. Cells: mean ± standard deviation over seeds of the test accuracy and of the",
+        "final dead fraction (all hidden units, measured before any revival at that epoch's",
+        "end); each arm minus plain ReLU paired by seed, in points, with its 95% interval",
+        '(`examples/paired.py`): "better" or "worse" only where the interval excludes 0',
+        '(fewer dead units is better), "no difference shown" otherwise. Plain ReLU is the',
+        "trained-to-death part's runs (the same protocol and seeds). Time vs ReLU: the median",
+        "over seeds of the arm's training time over plain ReLU's, rerun beside the cures at",
+        "the same rate and seed (runs finished more than 10 minutes apart are marked).",
+        "Held-out logit shift: over every revival of the revival arms, the largest and the",
+        "mean |change of a logit| it caused on held-out test images.",
+        "",
+        *missing_cures(table, reruns),
+    ]
+    for lr in rates:
+        lines += cures_rate_markdown(table, reruns, lr)
+    lines += [
+        "Issue 29's targets (over 5 seeds, paired against plain ReLU on the same seeds):",
+        "",
+        *(target.line() for target in verdicts.check_targets(table, reruns)),
+        "",
+    ]
     stored = {
         (r["learning_rate"], r["seed"]): r
-        for lr in table.get("relu", {})
-        for r in table["relu"][lr]
+        for runs in table.get("relu", {}).values()
+        for r in runs
+        if "cure" not in r
     }
     pairs = [(r, stored.get((r["learning_rate"], r["seed"]))) for r in reruns]
     pairs = [(new, old) for new, old in pairs if old is not None]
     if pairs:
+        same = [p for p in pairs if p[0]["test_accuracy"] == p[1]["test_accuracy"]]
+        differ = [p for p in pairs if p[0]["test_accuracy"] != p[1]["test_accuracy"]]
         lines += [
-            "",
-            "Plain ReLU rerun in this session against the stored run (same seed; the "
-            "difference is run-to-run noise): "
-            + ", ".join(
-                f"lr {new['learning_rate']:g} seed {new['seed']}: {_percent(new['test_accuracy'])}"
-                f" against {_percent(old['test_accuracy'])}"
-                for new, old in sorted(pairs, key=lambda p: p[0]["learning_rate"])
+            f"Plain ReLU rerun beside the cures against the trained part's run of the same "
+            f"rate and seed (the runs are deterministic): {len(same)} of {len(pairs)} give "
+            "the same test accuracy"
+            + (
+                "; differing: "
+                + ", ".join(
+                    f"lr {new['learning_rate']:g} seed {new['seed']}: "
+                    f"{100 * new['test_accuracy']:.2f}% against {100 * old['test_accuracy']:.2f}%"
+                    for new, old in sorted(
+                        differ, key=lambda p: (p[0]["learning_rate"], p[0]["seed"])
+                    )
+                )
+                if differ
+                else ""
             )
             + ".",
-        ]
-    for arm in ("revive", "revive_keep_state"):
-        runs_by_lr = table.get(arm, {})
-        if not runs_by_lr:
-            continue
-        counts = ", ".join(
-            f"lr {lr:g}: {np.mean([r['recycled_units'] for r in runs_by_lr[lr]]):.0f}"
-            for lr in sorted(runs_by_lr)
-        )
-        lines += [
             "",
-            f"Units re-drawn over training by {CURE_LABELS[arm]}, mean per run: {counts}.",
         ]
+    for arm in REVIVAL_ARMS:
+        cells = table.get(arm, {})
+        counts = [
+            f"lr {lr:g}: {np.mean([r['recycled_units'] for r in cells[lr]]):.0f}"
+            for lr in sorted(cells)
+            if all("recycled_units" in r for r in cells[lr])
+        ]
+        if counts:
+            lines += [
+                f"Units re-drawn over training by {CURE_LABELS[arm]}, mean per run: "
+                f"{', '.join(counts)}.",
+                "",
+            ]
     if norms:
         lines += [
-            "",
             f"`clipnorm={norms['clipnorm']:g}`: the {norms['how']}. Per-variable gradient norms "
             "over plain ReLU's first epoch (median / 90th percentile / max): "
             + ", ".join(
@@ -701,6 +806,7 @@ def cures_markdown(table, timing, norms, reruns=()):
                 for lr, v in norms["summary"].items()
             )
             + ".",
+            "",
         ]
     return lines
 
@@ -755,7 +861,7 @@ def write_report(out_dir, markdown_path=None):
         write_json_atomically(out_dir / "resistance.json", summary)
         written.append(out_dir / "resistance.json")
     cure_runs = _load(out_dir / "cures")
-    cures, timing = cures_table(cure_runs, _load(out_dir / "trained")) if cure_runs else ({}, {})
+    cures, reruns = cures_table(cure_runs, _load(out_dir / "trained")) if cure_runs else ({}, [])
     norms_path = out_dir / "cures" / NORMS_FILE
     norms = read_result(norms_path, redo="measure it again") if norms_path.exists() else None
     if cures:
@@ -766,8 +872,7 @@ def write_report(out_dir, markdown_path=None):
         text = _markdown(born, table, summary, plots, target.parent)
         if cures:
             image = Path(os.path.relpath((plots / "cures.png").resolve(), target.parent.resolve()))
-            reruns = [r for r in cure_runs if r["cure"]["arm"] == "relu"]
-            cures_lines = cures_markdown(cures, timing, norms, reruns)
+            cures_lines = cures_markdown(cures, reruns, norms)
             text += (
                 "\n## Cures\n\n" + "\n".join(cures_lines) + f"\n\n![cures]({image.as_posix()})\n"
             )
@@ -799,6 +904,7 @@ def _markdown(born, table, summary, plots, relative_to):
     if table:
         lines += trained_markdown(table, summary)
         lines.append("")
+        lines += ["### Against ReLU, paired by seed", ""] + trained_paired_markdown(table)
         lines += image("dead_vs_epoch.png", "dead fraction per epoch")
         lines += image("inactive_vs_epoch.png", "inactive fraction per epoch")
         lines += image("final_dead_vs_lr.png", "final dead fraction against learning rate")
