@@ -68,7 +68,10 @@ CURE_NAMES = {
     "prelu": "PReLU",
     "rai": "RAI",
     "revive": "`ReviveDeadUnits`",
-    "revive_keep_state": "`ReviveDeadUnits(reset_optimizer=False)`",
+    "revive_zero": '`ReviveDeadUnits(reset_optimizer="zero")`',
+    "revive_keep_state": '`ReviveDeadUnits(reset_optimizer="keep")`',
+    "guard": "`ReduceLROnHighUpdateRatio`",
+    "lamb": "the Lamb optimizer",
 }
 
 
