@@ -440,3 +440,23 @@ def test_fan_in_1_makes_every_first_layer_weight_positive():
     y = ops.convert_to_numpy(model(x))[:, 0]
     np.testing.assert_array_equal(y[x[:, 0] <= 0], 0.0)
     assert np.ptp(y[x[:, 0] > 0]) > 0
+
+
+def test_rai_shrinks_the_signal_of_wide_deep_stacks():
+    """The docs' caveat: 20 x Dense(256) + ReLU on normal inputs, mean square of the
+    activations after the first and the last layer, RAI against He normal (5 seeds)."""
+
+    def mean_squares(make_initializer, seed):
+        x = np.random.default_rng(seed).standard_normal((500, 256)).astype("float32")
+        squares = []
+        for layer in range(20):
+            kernel = keras.ops.convert_to_numpy(make_initializer(seed * 100 + layer)((256, 256)))
+            x = np.maximum(x @ kernel, 0.0)
+            squares.append(float(np.mean(x**2)))
+        return squares[0], squares[-1]
+
+    for seed in range(5):
+        first, last = mean_squares(lambda s: RandomizedAsymmetric(seed=s), seed)
+        assert 0.35 < first < 0.5 and last < 0.01
+        first, last = mean_squares(lambda s: keras.initializers.HeNormal(seed=s), seed)
+        assert 0.8 < first < 1.2 and last > 0.1
