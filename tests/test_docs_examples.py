@@ -80,8 +80,8 @@ def _trained_model_setup():
 def _mlp_setup():
     """The cures page: an MLP whose activation layers are named as the page's output shows."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 16)).astype("float32")
-    y = np.arange(64) % 10
+    x = rng.normal(size=(1024, 16)).astype("float32")  # The page's probes take up to 1,000.
+    y = np.arange(1024) % 10
     inputs = keras.Input((16,))
     hidden = inputs
     for index in (1, 2, 3):
