@@ -729,6 +729,10 @@ def cures_rate_markdown(table, reruns, lr):
     return lines + [""]
 
 
+# The section of the cures tables that docs/dying-relu/cures.md includes (pymdownx.snippets).
+CURES_SNIPPET = "cures-tables"
+
+
 def cures_markdown(table, reruns, norms):
     rates = sorted({lr for cells in table.values() for lr in cells})
     lines = [
@@ -745,6 +749,8 @@ def cures_markdown(table, reruns, norms):
         "mean |change of a logit| it caused on held-out test images.",
         "",
         *missing_cures(table, reruns),
+        # The docs' Cures page includes the tables and targets from here (pymdownx.snippets).
+        f"<!-- --8<-- [start:{CURES_SNIPPET}] -->",
     ]
     for lr in rates:
         lines += cures_rate_markdown(table, reruns, lr)
@@ -753,6 +759,7 @@ def cures_markdown(table, reruns, norms):
         "",
         *(target.line() for target in verdicts.check_targets(table, reruns)),
         "",
+        f"<!-- --8<-- [end:{CURES_SNIPPET}] -->",
     ]
     stored = {
         (r["learning_rate"], r["seed"]): r
