@@ -1,7 +1,7 @@
 """The figures README.md and the documentation quote, computed from the committed results.
 
     python examples/figures.py            # list every figure and its text
-    python examples/figures.py --write    # put them into README.md and docs/**/*.md
+    python examples/figures.py --write    # into README.md, docs/**/*.md, examples/DYING_RELU.md
     python examples/figures.py --check    # exit 1 where a page's text is stale
 
 A figure stands in the Markdown between markers, and only there:
@@ -448,8 +448,12 @@ def render(text, values=None, source="the page"):
 
 
 def pages():
-    """README.md and every documentation page."""
-    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    """README.md, every documentation page and the study's report (its preface)."""
+    return [
+        ROOT / "README.md",
+        *sorted((ROOT / "docs").rglob("*.md")),
+        ROOT / "examples" / "DYING_RELU.md",
+    ]
 
 
 def main(argv=None):
