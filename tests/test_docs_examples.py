@@ -99,6 +99,7 @@ SETUPS = {
     "docs/dying-relu/dead-units.md": _trained_model_setup,
     "docs/dying-relu/gradients.md": _trained_model_setup,
     "docs/dying-relu/cures.md": _mlp_setup,
+    "docs/dying-relu/guard.md": _mlp_setup,
 }
 
 # Pages whose code needs what a backend lacks: {page: (backends it runs on, why)}.

@@ -137,7 +137,7 @@ def test_the_cures_part_writes_results_a_report_and_resumes(study, monkeypatch):
     assert (out / "plots" / "cures.png").stat().st_size > 0
     text = markdown.read_text()
     assert "## Cures" in text and "ReLU + clipnorm" in text and "PReLU (swapped in)" in text
-    assert "ReLU + ReduceLROnHighUpdateRatio" in text and "Lamb instead of Adam" in text
+    assert "ReLU + ReduceLROnHighUpdateRatio" in text and "keras.optimizers.Lamb" in text
 
     def refuse(*args, **kwargs):
         raise AssertionError("retrained a finished result")
