@@ -275,7 +275,7 @@ def _run(args):
                     print(f"{arm}, seed {seed}: done already, skipped.")
                     continue
                 result = finetune(arm, seed, data)
-                train_lib.write_json_atomically(path, result)
+                train_lib.write_result(path, result)  # With its provenance.
                 print(
                     f"{arm}, seed {seed}: {result['test_accuracy_before']:.4f} -> "
                     f"{result['test_accuracy_after']:.4f}",
