@@ -3,16 +3,14 @@ a hand-computed SGD step, its warnings, logs, compile settings, mixed precision,
 distribution and errors. Run once per KERAS_BACKEND."""
 
 import csv
-import json
-import os
 import pathlib
-import subprocess
 import sys
 import warnings
 
 import keras
 import numpy as np
 import pytest
+from two_devices import run_with_two_devices
 
 import keras_relu
 from keras_relu.diagnostics import GradientMonitor
@@ -412,19 +410,7 @@ print("RESULT " + json.dumps({"single": figures(single), "distributed": figures(
 
 @pytest.mark.skipif(BACKEND == "torch", reason="Keras has no distribution for torch.")
 def test_two_replicas_give_the_single_device_figures():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
-    completed = subprocess.run(
-        [sys.executable, "-c", TWO_REPLICAS[BACKEND] + TWO_REPLICAS_COMMON],
-        env=env,
-        cwd=pathlib.Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT ") :])
+    result = run_with_two_devices(TWO_REPLICAS[BACKEND] + TWO_REPLICAS_COMMON)
     assert len(result["single"]) == 3  # The start and after each of the 2 steps.
     for single, distributed in zip(result["single"], result["distributed"], strict=True):
         assert single.keys() == distributed.keys()

@@ -3,16 +3,12 @@ whose every step is exactly the learning rate), with a constant rate and a sched
 on and off; a healthy and an exploding ReLU MLP; saving; patience, cooldown and min_lr;
 distribution; errors. Run once per KERAS_BACKEND."""
 
-import json
 import math
-import os
-import pathlib
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
+from two_devices import run_with_two_devices
 
 from keras_relu import _keras_integration
 from keras_relu import diagnostics
@@ -487,19 +483,7 @@ print("RESULT " + json.dumps(result))
 def test_under_two_replicas_the_rate_is_lowered_on_every_replica():
     """TensorFlow's MirroredStrategy or JAX's DataParallel over two virtual CPU devices:
     the kernel each step gives is the single-device one (every replica's step)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
-    completed = subprocess.run(
-        [sys.executable, "-c", TWO_REPLICAS[BACKEND] + TWO_REPLICAS_COMMON],
-        env=env,
-        cwd=pathlib.Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT ") :])
+    result = run_with_two_devices(TWO_REPLICAS[BACKEND] + TWO_REPLICAS_COMMON)
     assert result["replicas"] == 2
     jits = (True, False) if BACKEND == "jax" else (False,)
     assert len(result) == 1 + 2 * len(jits)

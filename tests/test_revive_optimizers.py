@@ -7,15 +7,12 @@ kernel columns, the outgoing kernel rows, the biases).
 """
 
 import importlib.util
-import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
+from two_devices import run_with_two_devices
 
 from keras_relu import _keras_integration
 from keras_relu import diagnostics
@@ -538,19 +535,7 @@ def test_revival_with_two_replicas():
     (mirrored or replicated) Adam state, and the callback revives during fit."""
     if importlib.util.find_spec(BACKEND) is None:
         pytest.skip(f"{BACKEND} is not installed")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=BACKEND)
-    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
-    completed = subprocess.run(
-        [sys.executable, "-c", TWO_REPLICAS[BACKEND] + TWO_REPLICAS_COMMON],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT ") :])
+    result = run_with_two_devices(TWO_REPLICAS[BACKEND] + TWO_REPLICAS_COMMON)
     assert result["revived"] == [1, 5]
     assert result["velocity_scale"] > 0
     assert result["velocity_error"] <= 1e-6 * result["velocity_scale"]

@@ -1,0 +1,31 @@
+"""A child process that sees two virtual CPU devices, for the tests of distributed training
+(TensorFlow's `MirroredStrategy`, Keras's JAX `DataParallel`): the device count is fixed
+when the backend starts, so it cannot change inside the test process."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_with_two_devices(script, timeout=300):
+    """Runs `script` on this backend with two CPU devices; returns the JSON it printed
+    last on a line that starts with "RESULT ", and fails the test if it printed none."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=keras.config.backend())
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT ") :])
