@@ -339,31 +339,32 @@ def _span(values):
 
 def cures_figures(cure_runs, trained_runs):
     """The cures part: each cure against plain ReLU (from trained/, the same protocol and
-    seeds), over the rates where ReLU dies, paired by (rate, seed)."""
-    rates = sorted({r["learning_rate"] for r in cure_runs if r["learning_rate"] > 3e-3})
+    seeds), pooled over the rates where ReLU dies (`cures.vs_relu.<arm>`, paired by (rate,
+    seed)) and at each rate alone (`cures.vs_relu.<arm>.<rate>`, paired by seed)."""
+    all_rates = sorted({r["learning_rate"] for r in cure_runs})
+    rates = [lr for lr in all_rates if lr > 3e-3]
     relu = {
         (r["learning_rate"], r["seed"]): r["test_accuracy"]
         for r in trained_runs
-        if r["variant"] == "relu"
-        and r["learning_rate"] in rates
-        and _protocol(r) == _protocol(cure_runs[0])
+        if r["variant"] == "relu" and _protocol(r) == _protocol(cure_runs[0])
     }
     arms = defaultdict(dict)
     for run in cure_runs:
-        if run["learning_rate"] in rates and run["cure"]["arm"] != "relu":
+        if run["cure"]["arm"] != "relu":
             arms[run["cure"]["arm"]][run["learning_rate"], run["seed"]] = run["test_accuracy"]
     figures = {"cures.rates": _series(_rate(lr) for lr in rates)}
-    best = max(arms, key=lambda arm: _avg(arms[arm]))
     for arm, accuracy in arms.items():
-        difference = paired.paired_difference(accuracy, relu)
+        high = {key: a for key, a in accuracy.items() if key[0] in rates}
+        difference = paired.paired_difference(high, relu)
         figures[f"cures.vs_relu.{arm}"] = (
-            f"{_percent(_avg(accuracy))} test accuracy against ReLU's "
-            f"{_percent(_avg({k: relu[k] for k in accuracy if k in relu}))}, "
+            f"{_percent(_avg(high))} test accuracy against ReLU's "
+            f"{_percent(_avg({k: relu[k] for k in high if k in relu}))}, "
             f"{difference.text(digits=0).replace('seeds', 'paired runs')}: {difference.verdict()}"
         )
+    best = max(arms, key=lambda arm: _avg({k: a for k, a in arms[arm].items() if k[0] in rates}))
     figures["cures.best"] = f"{CURE_NAMES[best]}: {figures[f'cures.vs_relu.{best}']}"
     for arm, accuracy in arms.items():  # Each rate alone, paired by seed.
-        for lr in rates:
+        for lr in all_rates:
             at = {seed: a for (rate, seed), a in accuracy.items() if rate == lr}
             base = {seed: a for (rate, seed), a in relu.items() if rate == lr}
             if at and set(at) & set(base):
