@@ -279,6 +279,14 @@ def born_dead_figures(results):
         figures[f"born.runs.{key}"] = f"{result['config']['runs']:,}"
         if result["config"]["trained"]:
             figures[f"born.collapsed.{key}"] = _percent(result["collapsed"])
+    collapsed = defaultdict(list)  # The range over the trained depths, per variant and width.
+    for (variant, width, _), result in cell.items():
+        if result["config"]["trained"]:
+            collapsed[variant, width].append(result["collapsed"])
+    for (variant, width), values in collapsed.items():
+        figures[f"born.collapsed_range.{variant}.w{width}"] = (
+            f"{_percent(min(values))}-{_percent(max(values))}"
+        )
     runs = sorted({r["config"]["runs"] for r in results if r["config"]["trained"]})
     untrained = sorted({r["config"]["runs"] for r in results if not r["config"]["trained"]})
     figures["born.runs"] = (
