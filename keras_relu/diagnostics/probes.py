@@ -32,6 +32,13 @@ def probe_rows(num_rows, size, labels=None, seed=None):
 
     Returns:
         A NumPy array of `size` distinct row indices.
+
+    Example:
+
+    >>> labels = np.repeat(np.arange(10), 100)  # 1,000 rows, ordered class by class
+    >>> rows = probe_rows(1000, 50, labels=labels, seed=0)
+    >>> np.bincount(labels[rows]).tolist()  # 5 of each class, not 50 of class 0
+    [5, 5, 5, 5, 5, 5, 5, 5, 5, 5]
     """
     num_rows = _checks.check_int("num_rows", num_rows)
     size = _checks.check_int("size", size)
