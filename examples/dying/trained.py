@@ -28,12 +28,21 @@ WARN_ABOVE = 0.2  # DeadUnitMonitor's default: "20-40% dead" is what the article
 
 
 def build_mlp(
-    variant, seed, input_shape=(32, 32, 3), hidden=HIDDEN, mean=0.0, std=1.0, initial_bias=0.0
+    variant,
+    seed,
+    input_shape=(32, 32, 3),
+    hidden=HIDDEN,
+    mean=0.0,
+    std=1.0,
+    initial_bias=0.0,
+    make_activation=None,
 ):
     """The MLP with `variant` (a registry name) after each hidden Dense; uncompiled.
 
     The seed fixes the Dense layers' initial weights, the same for every variant.
     `initial_bias` starts every hidden bias there (-3: the "large negative bias" cause).
+    `make_activation(name)`, if given, makes each activation layer instead of the
+    registry (a benchmark's Keras counterparts); `variant` then only names the model.
     """
     keras.utils.set_random_seed(seed)
     dense = [
@@ -49,8 +58,12 @@ def build_mlp(
     x = keras.layers.Normalization(mean=mean, variance=np.square(std))(inputs)
     x = keras.layers.Flatten()(x)
     for index, layer in enumerate(dense, start=1):
-        kwargs = {"seed": seed} if variant == "rrelu" else {}
-        x = keras_relu.get(variant, name=f"act{index}", **kwargs)(layer(x))
+        if make_activation is not None:
+            activation = make_activation(f"act{index}")
+        else:
+            kwargs = {"seed": seed} if variant == "rrelu" else {}
+            activation = keras_relu.get(variant, name=f"act{index}", **kwargs)
+        x = activation(layer(x))
     outputs = keras.layers.Dense(10, name="logits")(x)
     return keras.Model(inputs, outputs, name=f"mlp_{variant}")
 
