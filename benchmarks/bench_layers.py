@@ -24,6 +24,7 @@ backend in a child process.
 """
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -178,8 +179,11 @@ def is_function_label(label):
     return not label.startswith(("keras.layers.", "keras_relu.")) or ".activations." in label
 
 
-def training_flag(layer):
-    return layer == "rrelu_train"
+def training_flag(layer, mode):
+    """Whether `layer` is called with `training=True`: RReLU's training mode, and every
+    layer in a forward+backward mode (as `fit`'s train step calls it) except RReLU's
+    inference row."""
+    return layer == "rrelu_train" or (mode.endswith("fwdbwd") and layer != "rrelu")
 
 
 def out_factor(layer):
@@ -259,8 +263,9 @@ class JaxRunner(Runner):
     def pure(self, tv, ntv, x):
         if not self.is_layer:
             return self.obj(x)
-        # Keras's own layers (ReLU...) take no `training` argument: pass it only to RReLU.
-        kwargs = {"training": True} if self.training else {}
+        # stateless_call passes `training` to `call`, which Keras's ReLU... do not take.
+        takes_training = "training" in inspect.signature(self.obj.call).parameters
+        kwargs = {"training": True} if self.training and takes_training else {}
         y, _ = self.obj.stateless_call(tv, ntv, x, **kwargs)
         return y
 
@@ -395,7 +400,9 @@ def bench_backend(args):
                     g = g2 if (out_factor(layer) == 2 or wide_in) else g1
                     if kind in ("ref", "ref2c"):
                         g = g2 if wide_in else g1
-                    training = training_flag(layer) and kind == "ours"
+                    training = training_flag(layer, mode) and (
+                        kind == "ours" or layer != "rrelu_train"
+                    )
                     r = runner_cls(factory(), xin, g, training)
                     fn = r.make(mode)
                     key = f"{layer}|{label}"

@@ -16,6 +16,8 @@ variants and Keras's own counterpart beside it:
     gelu          Activation("gelu") (exact, erf, as ours)        keras_gelu
     swish         Activation("silu")                              keras_silu
     rrelu         none: its ratio is to our leaky_relu, its inference form
+    no_activation Activation("linear"): the step without any activation's cost, so that
+                  (relu - no_activation) / relu is the activation's share of the step
 
 Modes: TensorFlow's default `tf.function` ("graph": what `fit` runs on a CPU-only
 machine) and `jit_compile=True` ("xla"); JAX's jit ("jit"); PyTorch eager ("eager") and
@@ -58,7 +60,11 @@ COUNTERPARTS = {
     "gelu": "keras_gelu",
     "swish": "keras_silu",
 }
-ARMS = (*COUNTERPARTS, *(arm for arm in COUNTERPARTS.values() if arm.startswith("keras_")))
+ARMS = (
+    *COUNTERPARTS,
+    *(arm for arm in COUNTERPARTS.values() if arm.startswith("keras_")),
+    "no_activation",
+)
 EXPORT_ARMS = ("relu", "prelu", "keras_prelu")
 
 
@@ -68,6 +74,8 @@ def make_activation(arm, model, seed):
 
     import keras_relu
 
+    if arm == "no_activation":
+        return lambda name=None: keras.layers.Activation("linear", name=name)
     if not arm.startswith("keras_"):
         kwargs = {"negative_slope": 0.01} if arm == "leaky_relu" else {}
         kwargs |= {"seed": seed} if arm == "rrelu" else {}

@@ -22,9 +22,13 @@ later with a wrong model:
    wrapped to refuse the `crelu` function as any `*activation` attribute of such a
    layer, at construction, with an error naming `keras_relu.layers.CReLU`. Channels-
    first convolutions refuse it too (it would double the width, not the channels).
-4. `tensorflow_uniform`: `keras.random.uniform` with TensorFlow's Philox algorithm
-   named (Keras leaves it on "auto_select", slow under XLA on CPU); it reuses Keras's
-   private seed handling so that a `SeedGenerator` advances as Keras's would.
+4. `backend_seed`: a seed (an int, None or a `SeedGenerator`) as the backend's own
+   random-number API takes it (TensorFlow's int32 pair, JAX's key, a torch
+   `Generator`), through Keras's private seed handling, so that a `SeedGenerator`
+   advances as it does in `keras.random` (RReLU draws random bits, which
+   `keras.random` has no function for). `training_call`: whether the layer call in
+   progress is a training one (Keras's private call context: a function given to
+   `activation=` is not passed `training`).
 5. Initializer strings: `keras.initializers.get("name")` reads only Keras's own
    table `keras.src.initializers.ALL_OBJECTS_DICT`, so our initializers' names
    ("randomized_asymmetric") are added to it as the activation names are.
@@ -112,25 +116,40 @@ def build_at_init(layer):
     layer._build_at_init()
 
 
-def tensorflow_uniform(shape, minval, maxval, dtype, seed):
-    """`keras.random.uniform` on TensorFlow, with `alg="philox"` instead of "auto_select".
+def backend_seed(seed):
+    """`seed` as the backend's random functions take it, drawn as `keras.random` draws.
 
-    Under XLA on CPU, "auto_select" with a seed read from a variable (as a SeedGenerator's
-    is) takes 1.2-1.8 s for 4M numbers; Philox takes 20-30 ms (benchmarks/bench_random.py).
-    Eager TensorFlow already means Philox by "auto_select", so eager draws are Keras's own.
+    TensorFlow: an int32 tensor of 2 (stateless ops, XLA included); JAX: a key; torch:
+    a `torch.Generator` (None on the "meta" device, where Keras traces shapes).
     """
-    import tensorflow as tf
-    from keras.src.backend.tensorflow.random import _cast_seed
     from keras.src.random.seed_generator import draw_seed
 
-    return tf.random.stateless_uniform(
-        shape,
-        seed=_cast_seed(draw_seed(seed)),
-        minval=tf.cast(minval, dtype),
-        maxval=tf.cast(maxval, dtype),
-        dtype=dtype,
-        alg="philox",
-    )
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        from keras.src.backend.tensorflow.random import _cast_seed
+
+        return _cast_seed(draw_seed(seed))
+    if backend == "jax":
+        from keras.src.backend.jax.random import jax_draw_seed
+
+        return jax_draw_seed(seed)
+    if backend == "torch":
+        from keras.src.backend.torch.random import torch_seed_generator
+
+        return torch_seed_generator(seed)
+    return draw_seed(seed)
+
+
+def training_call():
+    """True inside a layer call made with `training=True` (as `fit`'s train step makes).
+
+    Keras resolves `training` once for the outermost call and keeps it in a call
+    context that nested calls read; activation functions are not passed it.
+    """
+    from keras.src.backend.common import global_state
+
+    context = global_state.get_global_attribute("current_call_ctx")
+    return bool(context is not None and context.get_value("training", False))
 
 
 def is_functional(model):
@@ -421,14 +440,22 @@ def _check_learning_rate_setting():
         _fail("an optimizer's learning rate is no longer held in `_learning_rate`")
 
 
-def _check_tensorflow_uniform():
-    if keras.config.backend() != "tensorflow":
-        return
+def _check_random_and_call_context():
     try:
-        from keras.src.backend.tensorflow.random import _cast_seed  # noqa: F401
+        from keras.src.backend.common import global_state  # noqa: F401
+        from keras.src.layers.layer import CallContext
         from keras.src.random.seed_generator import draw_seed  # noqa: F401
-    except ImportError as error:
-        _fail(f"Keras's TensorFlow seed handling moved ({error})")
+
+        CallContext.get_value  # noqa: B018
+        backend = keras.config.backend()
+        if backend == "tensorflow":
+            from keras.src.backend.tensorflow.random import _cast_seed  # noqa: F401
+        elif backend == "jax":
+            from keras.src.backend.jax.random import jax_draw_seed  # noqa: F401
+        elif backend == "torch":
+            from keras.src.backend.torch.random import torch_seed_generator  # noqa: F401
+    except (ImportError, AttributeError) as error:
+        _fail(f"Keras's seed handling or layer call context moved ({error})")
 
 
 def _load_class(module_name, class_name):
@@ -602,7 +629,7 @@ def install(
         _weight_initializer = weight_initializer
     _register_activation_names(functions_by_name)
     _register_initializer_names(initializers_by_name or {})
-    _check_tensorflow_uniform()
+    _check_random_and_call_context()
     _check_model_introspection()
     _check_compute_loss()
     _check_learning_rate_setting()

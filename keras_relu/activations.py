@@ -269,6 +269,15 @@ def _eager_tensorflow():
     return tf.executing_eagerly()
 
 
+def _traced_tensorflow_training():
+    """A training call in a traced TensorFlow graph: where `_tensorflow_fused` applies."""
+    return (
+        keras.config.backend() == "tensorflow"
+        and not _eager_tensorflow()
+        and _keras_integration.training_call()
+    )
+
+
 def _as_tensor(x, function_name, allow_integers=False):
     x = ops.convert_to_tensor(x)
     dtype = keras.backend.standardize_dtype(x.dtype)
@@ -395,6 +404,10 @@ def prelu(x, alpha):
     alpha = ops.cast(alpha, x.dtype)
     if keras.config.backend() == "tensorflow":
         if not _eager_tensorflow():
+            if _traced_tensorflow_training():
+                # A training step: the cheapest form (the same values, to the bit but for
+                # the sign of a zero); export and inference keep the form TFLite maps.
+                return _tensorflow_fused(_negative_slope_where, _negative_slope_gradient, x, alpha)
             return _prelu_traced_tensorflow(x, alpha)
         # Eager: each op is a pass over x. For alpha <= 1/2 (negative included),
         # max(alpha*x, x) is prelu in 2 passes instead of 5 (benchmarks/RESULTS.md),
@@ -404,7 +417,101 @@ def prelu(x, alpha):
         slopes = ops.convert_to_numpy(alpha)
         if slopes.size and slopes.max() <= 0.5 and np.abs(slopes).min() > 0:
             return ops.maximum(ops.multiply(alpha, x), x)
+    if keras.config.backend() == "torch":
+        return _torch_negative_slope(x, alpha)
     return _call_jitted_on_jax(_negative_slope_where, x, alpha)
+
+
+def _negative_slope_gradient(x, slope, upstream):
+    """The gradients of `_negative_slope_where` for x and for slope (summed to its shape):
+    the derivative at x = 0 is the slope, as in PyTorch and JAX."""
+    positive = x > 0
+    d_x = ops.where(positive, upstream, ops.multiply(slope, upstream))
+    d_slope = ops.where(positive, ops.zeros_like(x), ops.multiply(x, upstream))
+    return d_x, _sum_to_shape(d_slope, ops.shape(slope))
+
+
+def _negative_slope_input_gradient(x, slope, upstream):
+    """`_negative_slope_gradient` for x only: slopes that are drawn, not learned."""
+    return ops.where(x > 0, upstream, ops.multiply(slope, upstream)), None
+
+
+def _sum_to_shape(gradient, shape):
+    """`gradient` summed over the axes a tensor of `shape` was broadcast along."""
+    shape = tuple(shape)
+    padded = (1,) * (len(gradient.shape) - len(shape)) + shape
+    axes = tuple(i for i, size in enumerate(padded) if size == 1 and gradient.shape[i] != 1)
+    return ops.reshape(ops.sum(gradient, axis=axes, keepdims=True), shape) if axes else gradient
+
+
+def _tensorflow_fused(forward, backward, *inputs):
+    """`forward(*inputs)` whose gradient is `backward(*inputs, upstream)`, each compiled by
+    XLA into one fused loop, also inside a graph that runs op by op.
+
+    `fit` on a CPU-only TensorFlow machine runs a `tf.function` without XLA, where each
+    elementwise op is a pass over memory and a kernel launch: PReLU's select, GELU's erf
+    form and their automatic gradients are 5-12 passes each way. An XLA-compiled function
+    called from such a graph is compiled on its own (per input shape, once), so the
+    activation's forward is one pass and its backward one or two, as ReLU's kernels are;
+    inside a graph that XLA compiles whole (`jit_compile=True`) they are inlined.
+    """
+    import tensorflow as tf
+
+    forward, backward = _xla_function(forward), _xla_function(backward)
+
+    @tf.custom_gradient
+    def fused(*inputs):
+        def gradient(upstream):
+            return backward(*inputs, upstream)
+
+        return forward(*inputs), gradient
+
+    return fused(*inputs)
+
+
+@functools.cache
+def _xla_function(function):
+    import tensorflow as tf
+
+    return tf.function(function, jit_compile=True, autograph=False)
+
+
+def _torch_negative_slope(x, slope):
+    """`x if x > 0 else slope * x` on torch, `slope` broadcastable (PReLU's weight or
+    RReLU's drawn slopes), in torch's own PReLU kernel.
+
+    Eager autograd of a select is slow on a CPU (`torch.where` with a mask took 16 ms for
+    3M elements where `relu` took 0.4 ms), so the derivative is written with ReLU's own
+    backward kernel: `d x = g [x > 0] + slope * g [x <= 0]`, `d slope = min(x, 0) * g`
+    summed to the slope's shape, computed only when the slope needs it.
+    """
+    return _torch_negative_slope_function().apply(x, slope)
+
+
+@functools.cache
+def _torch_negative_slope_function():
+    import torch
+
+    class NegativeSlope(torch.autograd.Function):
+        @staticmethod
+        def forward(x, slope):
+            return torch.ops.aten._prelu_kernel(x, slope)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(*inputs)
+
+        @staticmethod
+        def backward(ctx, upstream):
+            x, slope = ctx.saved_tensors
+            positive = torch.ops.aten.threshold_backward(upstream, x, 0)  # g where x > 0
+            d_x = torch.addcmul(positive, slope, upstream - positive)
+            d_slope = None
+            if ctx.needs_input_grad[1]:
+                d_slope = (torch.clamp(x, max=0) * upstream).sum_to_size(slope.shape)
+            return d_x, d_slope
+
+    return NegativeSlope
 
 
 def _prelu_traced_tensorflow(x, alpha):
@@ -479,13 +586,90 @@ def rrelu(x, lower=RRELU_LOWER, upper=RRELU_UPPER, training=False, seed=None):
     if not training:
         return leaky_relu(x, negative_slope=(lower + upper) / 2.0)
     x = _as_tensor(x, "rrelu")
-    if keras.config.backend() == "tensorflow":  # Keras's default algorithm is slow in XLA.
-        slopes = _keras_integration.tensorflow_uniform(ops.shape(x), lower, upper, x.dtype, seed)
-    else:
-        slopes = keras.random.uniform(
-            ops.shape(x), minval=lower, maxval=upper, dtype=x.dtype, seed=seed
-        )
+    slopes = random_slopes(x, lower, upper, seed)
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        return _tensorflow_fused(_negative_slope_where, _negative_slope_input_gradient, x, slopes)
+    if backend == "torch":
+        return _torch_negative_slope(x, slopes)
     return ops.where(x > 0, x, ops.multiply(slopes, x))
+
+
+SLOPE_BITS = 16  # Random bits per RReLU slope.
+
+
+def random_slopes(x, lower=RRELU_LOWER, upper=RRELU_UPPER, seed=None):
+    """RReLU's training slopes for `x`: one per element, 16 random bits each.
+
+    `slope = lower + (upper - lower) * (k + 1/2) / 2**16`, with `k` uniform over the
+    integers 0 ... 2**16 - 1: the midpoints of 65,536 equal cells of `[lower, upper]`
+    (mean `(lower + upper) / 2` exactly; the gaps, 3.2e-6 for the default bounds, are
+    finer than a float16 slope can tell). Sixteen bits halve the generator's work
+    against a float's 32 (`keras.random.uniform`): one 32-bit word gives two slopes. The
+    words come from the backend's counter-based generator, seeded as `keras.random` seeds
+    (a `keras.random.SeedGenerator` advances one step per call): threefry on TensorFlow
+    (in an XLA-compiled function, eager or not: so eager and compiled calls of a seeded
+    layer draw the same) and JAX, the generator's `random_` on torch.
+
+    Args:
+        x: The input tensor: its shape, and its dtype for the slopes.
+        lower: The smallest slope. Default: 1/8.
+        upper: The largest slope. Default: 1/3.
+        seed: An int, None or a `keras.random.SeedGenerator`. Default: None.
+
+    Example:
+    >>> keras_relu.activations.random_slopes(keras.ops.ones((2, 3)), seed=1)  # in [1/8, 1/3]
+    """
+    lower, upper = check_rrelu_bounds(lower, upper)
+    x = _as_tensor(x, "random_slopes")
+    seed = _keras_integration.backend_seed(seed)
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        return _xla_function(_tensorflow_slopes)(x, seed, lower, upper)
+    if backend == "jax":
+        return _call_jitted_on_jax(_jax_slopes, x, seed, lower, upper)
+    if backend == "torch":
+        return _torch_slopes(x, seed, lower, upper)
+    raise NotImplementedError(f"random_slopes has no {backend} form")
+
+
+def _slopes_from_bits(k, lower, upper, dtype):
+    # float32 holds every k exactly (float16 does not above 2048); cast at the end.
+    k = ops.cast(k, "float32")
+    scale = (upper - lower) / 2.0**SLOPE_BITS
+    return ops.cast(ops.add(lower + 0.5 * scale, ops.multiply(k, scale)), dtype)
+
+
+def _tensorflow_slopes(x, seed, lower, upper):
+    import tensorflow as tf
+
+    size = tf.size(x)
+    words = tf.random.stateless_uniform(
+        [(size + 1) // 2], seed, minval=None, maxval=None, dtype=tf.uint32, alg="threefry"
+    )
+    k = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
+    return tf.reshape(_slopes_from_bits(k, lower, upper, x.dtype), tf.shape(x))
+
+
+def _jax_slopes(x, key, lower, upper):
+    import jax
+    import jax.numpy as jnp
+
+    size = math.prod(x.shape)
+    words = jax.random.bits(key, ((size + 1) // 2,), jnp.uint32)
+    k = jax.lax.bitcast_convert_type(words, jnp.uint16).reshape(-1)[:size]
+    return _slopes_from_bits(k, lower, upper, x.dtype).reshape(x.shape)
+
+
+def _torch_slopes(x, generator, lower, upper):
+    import torch
+
+    size = x.numel()
+    words = torch.empty((size + 3) // 4, dtype=torch.int64, device=x.device)
+    if generator is not None:  # None on the "meta" device, where Keras traces shapes.
+        words.random_(-(2**63), None, generator=generator)  # All 64 bits random.
+    k = words.view(torch.int16)[:size].reshape(x.shape).to(torch.int32) + 2**15
+    return _slopes_from_bits(k, lower, upper, x.dtype)
 
 
 @_activation
@@ -640,15 +824,67 @@ def gelu(x, approximate=False):
     if not approximate and traced_tensorflow and x.dtype != "float64":
         # tf.nn.gelu writes Phi with erfc, which tf2onnx cannot convert; in graphs (which
         # export traces) the erf form is used: one more op, fused by XLA, still TFLite's
-        # GELU, ONNX's Erf. Eagerly, one op more is a pass more: tf.nn.gelu.
-        return ops.multiply(ops.multiply(0.5, x), ops.add(1.0, ops.erf(x / math.sqrt(2.0))))
+        # GELU, ONNX's Erf. Eagerly, one op more is a pass more: tf.nn.gelu. A training
+        # step, never exported, takes tf.nn.gelu's erfc form in one XLA loop each way.
+        if _traced_tensorflow_training():
+            return _tensorflow_fused(_gelu_erfc, _gelu_erfc_gradient, x)
+        return _gelu_erf(x)
     if keras.config.backend() == "torch":
-        # torch 2.13's CPU kernel gives gelu(3e38) = inf in float32 and gelu(-inf) = NaN on
-        # some machines. Past |x| = 39, gelu is x or 0 even in float64, so the kernel only
-        # sees [-39, 39] (clipped, so no NaN gradient leaks through the where).
-        clipped = ops.gelu(ops.clip(x, -39.0, 39.0), approximate=approximate)
-        return ops.where(x > 39.0, x, clipped)
+        return _torch_gelu(x, approximate)
     return ops.gelu(x, approximate=approximate)
+
+
+def _torch_gelu(x, approximate):
+    """GELU on torch, exact where torch 2.13's CPU kernel is not.
+
+    That kernel gives gelu(3e38) = inf in float32 and gelu(-inf) = NaN on some machines.
+    Past |x| = 39, gelu is x or 0 even in float64, so the exact form shows the kernel only
+    [-39, 39] (clipped, so no NaN gradient leaks through the select). That form is 3 more
+    passes forward and 4 more backward, and eager torch's select is slow (about 2.5x the
+    kernel's forward+backward on a CPU), so an eager CPU call takes the kernel's output
+    when its sum is finite (one read pass; the CPU computes synchronously), which every
+    finite input below those extremes gives, and the exact form otherwise.
+    """
+    import torch
+
+    if x.device.type == "cpu" and not torch.compiler.is_compiling():
+        y = ops.gelu(x, approximate=approximate)
+        if torch.isfinite(torch.sum(y.detach())):
+            return y
+    clipped = ops.gelu(ops.clip(x, -39.0, 39.0), approximate=approximate)
+    return ops.where(x > 39.0, x, clipped)
+
+
+def _gelu_erf(x):
+    return ops.multiply(ops.multiply(0.5, x), ops.add(1.0, ops.erf(x / math.sqrt(2.0))))
+
+
+def _gelu_erfc(x):
+    """GELU as `tf.nn.gelu` writes it, `x/2 erfc(-x/sqrt(2))`: for x << 0, `1 + erf` cancels
+    in float32 (XLA's erf even leaves gelu(-50) at -4e-6 instead of 0); erfc does not."""
+    import tensorflow as tf
+
+    return ops.multiply(ops.multiply(0.5, x), tf.math.erfc(x * -(1.0 / math.sqrt(2.0))))
+
+
+def _gelu_erfc_gradient(x, upstream):
+    """`Phi(x) + x phi(x)`, times the upstream gradient."""
+    import tensorflow as tf
+
+    cdf = ops.multiply(0.5, tf.math.erfc(x * -(1.0 / math.sqrt(2.0))))
+    pdf = ops.multiply(ops.exp(ops.multiply(-0.5, ops.square(x))), 1.0 / math.sqrt(2.0 * math.pi))
+    return ops.multiply(upstream, ops.add(cdf, ops.multiply(x, pdf)))
+
+
+def _silu(x):
+    return ops.multiply(x, ops.sigmoid(x))
+
+
+def _silu_gradient(x, upstream):
+    """`s (1 + x (1 - s))` with `s = sigmoid(x)`, times the upstream gradient."""
+    s = ops.sigmoid(x)
+    derivative = ops.multiply(s, ops.add(1.0, ops.multiply(x, ops.subtract(1.0, s))))
+    return ops.multiply(upstream, derivative)
 
 
 @_activation
@@ -664,6 +900,8 @@ def swish(x, beta=1.0):
     if isinstance(beta, (int, float)):
         beta = _checks.check_non_negative("beta", beta)
         if beta == 1.0:
+            if _traced_tensorflow_training():
+                return _tensorflow_fused(_silu, _silu_gradient, x)
             return ops.silu(x)
         if beta == 0.0:  # x * sigmoid(0 * x) would be NaN at +-inf, where x / 2 is not.
             return ops.multiply(0.5, x)

@@ -257,6 +257,26 @@ def test_tflite_without_a_native_kernel_uses_cheap_builtins(factory, allowed):
     )
 
 
+def test_prelu_trained_with_fit_keeps_the_tflite_prelu_kernel():
+    """fit's training step takes a faster form than export (tests/test_training_forms.py);
+    after training, the converted model still has TFLite's PRELU kernel."""
+    inputs = keras.Input((6, 6, 3))
+    outputs = keras_relu.PReLU(shared_axes=[1, 2])(keras.layers.Conv2D(4, 3)(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 6, 6, 3)), rng.normal(size=(16, 4, 4, 4))
+    alpha = keras.ops.convert_to_numpy(model.layers[-1].alpha).copy()
+    model.fit(x.astype("float32"), y.astype("float32"), epochs=1, verbose=0)
+    assert not np.array_equal(keras.ops.convert_to_numpy(model.layers[-1].alpha), alpha)
+    content = _to_tflite(model)
+    assert _tflite_ops(content) == ["CONV_2D", "PRELU"]
+    x = _inputs((6, 6, 3), batch=2)
+    np.testing.assert_allclose(
+        _run_litert(content, x), _keras_outputs(model, x), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_keras_litert_export_gives_the_same_kernels(tmp_path):
     # Keras 3.15's own path, `model.export(path, format="litert")`, runs the same converter.
     inputs = keras.Input((4, 5, 3))

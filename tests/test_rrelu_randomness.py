@@ -76,14 +76,49 @@ def test_training_slopes_lie_in_bounds_and_vary_per_element():
     assert abs(slopes.mean() - (LOWER + UPPER) / 2) < 0.01
 
 
-def test_eager_slopes_are_keras_random_uniform_draws():
-    """The slopes are what `keras.random.uniform` draws from the same generator state
-    (on TensorFlow the layer names the Philox algorithm that Keras's default means eagerly)."""
+def _grid_index(slopes, lower=LOWER, upper=UPPER):
+    """k in `lower + (upper - lower) * (k + 1/2) / 2**16`, as a float."""
+    return (np.asarray(slopes, "float64") - lower) / ((upper - lower) / 2**16) - 0.5
+
+
+def test_slopes_are_sixteen_bit_draws_from_the_layer_generator():
+    """y / x is `random_slopes` from the same generator state: a cell midpoint of the
+    2**16 equal cells of [lower, upper], one per element."""
     x = _negatives()
     y = _train(keras_relu.RReLU(LOWER, UPPER, seed=5), x)
     generator = keras.random.SeedGenerator(5)
-    expected = keras.random.uniform(x.shape, minval=LOWER, maxval=UPPER, seed=generator)
-    np.testing.assert_allclose(y / x, ops.convert_to_numpy(expected), rtol=1e-6)
+    expected = ops.convert_to_numpy(
+        keras_relu.activations.random_slopes(x, LOWER, UPPER, seed=generator)
+    )
+    np.testing.assert_allclose(y / x, expected, rtol=1e-6)
+    k = _grid_index(expected)
+    np.testing.assert_allclose(k, np.round(k), atol=0.05)  # float32 rounding of the slope
+    assert k.min() > -0.5 and k.max() < 2**16 - 0.5
+
+
+def test_random_slopes_are_uniform_over_the_grid():
+    """200,000 slopes: mean, spread and every bit of k as a uniform draw gives them."""
+    slopes = ops.convert_to_numpy(
+        keras_relu.activations.random_slopes(ops.ones((400, 500)), LOWER, UPPER, seed=1)
+    ).ravel()
+    middle, width = (LOWER + UPPER) / 2, UPPER - LOWER
+    assert abs(slopes.mean() - middle) < 5 * width / np.sqrt(12 * slopes.size)
+    assert abs(slopes.std() - width / np.sqrt(12)) < 0.01 * width
+    k = np.round(_grid_index(slopes)).astype(np.int64)
+    for bit in range(16):  # Each bit of k is set half the time (both halves of a word).
+        assert abs(((k >> bit) & 1).mean() - 0.5) < 0.01, bit
+    counts = np.bincount(k >> 12, minlength=16) / k.size  # 16 equal bins
+    np.testing.assert_allclose(counts, 1 / 16, atol=0.004)
+
+
+def test_odd_sizes_and_float16_draw_in_bounds():
+    """An odd number of elements (half a word left over) and float16 slopes."""
+    for shape, dtype in (((3, 7), "float32"), ((1,), "float32"), ((5, 3), "float16")):
+        slopes = ops.convert_to_numpy(
+            keras_relu.activations.random_slopes(ops.ones(shape, dtype), LOWER, UPPER, seed=2)
+        )
+        assert slopes.shape == shape and slopes.dtype == dtype
+        assert slopes.min() >= np.float16(LOWER) and slopes.max() <= np.float16(UPPER)
 
 
 def test_inference_is_deterministic_with_the_mean_slope():
@@ -173,6 +208,17 @@ def test_compiled_calls_repeat_per_seed_and_advance():
         np.testing.assert_array_equal(y, y_twin)
     other = _compiled_training_calls(keras_relu.RReLU(LOWER, UPPER, seed=9), x, 1)[0]
     assert not np.array_equal(other, outputs[0])
+
+
+@XLA_ONLY
+def test_compiled_and_eager_calls_draw_the_same_slopes():
+    """A seeded layer draws the same slopes compiled as eagerly (TensorFlow draws with
+    XLA's threefry in both)."""
+    x = _mixed()
+    compiled = _compiled_training_calls(keras_relu.RReLU(LOWER, UPPER, seed=6), x, 2)
+    eager = keras_relu.RReLU(LOWER, UPPER, seed=6)
+    for y in compiled:
+        np.testing.assert_array_equal(_train(eager, x), y)
 
 
 FIT_SAMPLES, FIT_BATCH, FIT_EPOCHS, FEATURES = 32, 8, 4, 6
