@@ -16,8 +16,14 @@ variants and Keras's own counterpart beside it:
     gelu          Activation("gelu") (exact, erf, as ours)        keras_gelu
     swish         Activation("silu")                              keras_silu
     rrelu         none: its ratio is to our leaky_relu, its inference form
+    crelu         none (CReLU doubles the next layer's input: about twice the step)
+    crelu_half    none; the CNN with half the filters, so that widths after CReLU match
     no_activation Activation("linear"): the step without any activation's cost, so that
                   (relu - no_activation) / relu is the activation's share of the step
+
+The CNN arms of ours are the example's own (`examples/cifar10/model.py`'s `ARMS`).
+`--json benchmarks/results_step.json` keeps a run for README's "Which one should I use?"
+table (`examples/choose_variant.py`) and the Performance page (`examples/figures.py`).
 
 Modes: TensorFlow's default `tf.function` ("graph": what `fit` runs on a CPU-only
 machine) and `jit_compile=True` ("xla"); JAX's jit ("jit"); PyTorch eager ("eager") and
@@ -30,6 +36,7 @@ forward with PReLU, and counts the TFLite model's PRELU kernels.
 
     python benchmarks/bench_step.py --backend jax --models mlp --repeats 5
     python benchmarks/bench_step.py --backend all --json benchmarks/results_step.json
+    python benchmarks/bench_step.py --compare old.json benchmarks/results_step.json
 """
 
 import argparse
@@ -63,8 +70,11 @@ COUNTERPARTS = {
 ARMS = (
     *COUNTERPARTS,
     *(arm for arm in COUNTERPARTS.values() if arm.startswith("keras_")),
+    "crelu",
+    "crelu_half",
     "no_activation",
 )
+CNN_ONLY = ("crelu_half",)  # The MLP has no width factor.
 EXPORT_ARMS = ("relu", "prelu", "keras_prelu")
 
 
@@ -105,7 +115,10 @@ def build(arm, model, mode, seed=0):
     from dying import trained
 
     factory = make_activation(arm, model, seed)
-    if model == "cnn":
+    if model == "cnn" and arm in cnn.ARMS:
+        net = cnn.build_model(arm, seed=seed)  # The example's own model.
+        optimizer = keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    elif model == "cnn":
 
         class BenchArm(cnn.Arm):
             def activation(self, seed):
@@ -175,12 +188,21 @@ def measure(mode, args):
     """{model: {phase: {arm: figures}}} for the backend Keras runs on."""
     import numpy as np
 
+    if mode == "compile":
+        import torch
+
+        # Every model's train function is one code object to TorchDynamo, compiled again
+        # per model: past its default limit of 8, the rest would silently run eagerly.
+        torch._dynamo.config.recompile_limit = 1024
+        torch._dynamo.config.accumulated_recompile_limit = 4096
+
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (args.batch_size, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, args.batch_size)
     results = {}
     for model in args.models:
-        nets = {arm: build(arm, model, mode) for arm in args.arms}
+        arms = [arm for arm in args.arms if model == "cnn" or arm not in CNN_ONLY]
+        nets = {arm: build(arm, model, mode) for arm in arms}
         results[model] = {}
         for phase in args.phases:
             if phase == "train":
@@ -275,6 +297,29 @@ def print_tables(runs, out=sys.stdout):
                     print(f"| {arm} | {f['median_ms']:.2f} | {x_relu} | {counterpart} |", file=out)
 
 
+def compare(before, after, model="cnn", phase="train", out=sys.stdout):
+    """A Markdown table of two runs' ratios: x ReLU and x counterpart, before -> after."""
+    runs = [run for run in after["runs"] if run in before["runs"]]
+    print(f"| arm | {' | '.join(runs)} |", file=out)
+    print("|---|" + "---|" * len(runs), file=out)
+    for arm in ARMS:
+        cells = []
+        for run in runs:
+            old = before["runs"][run].get(model, {}).get(phase, {}).get(arm)
+            new = after["runs"][run].get(model, {}).get(phase, {}).get(arm)
+            cells.append(
+                " -> ".join(
+                    f"{row['x_relu']:.2f}"
+                    + (f" ({row['x_counterpart']:.2f})" if "x_counterpart" in row else "")
+                    if row
+                    else "-"
+                    for row in (old, new)
+                )
+            )
+        if any(cell != "- -> -" for cell in cells):
+            print(f"| {arm} | {' | '.join(cells)} |", file=out)
+
+
 def _positive(text):
     value = int(text)
     if value < 1:
@@ -300,6 +345,13 @@ def parse_args(argv):
     )
     parser.add_argument("--no-export", action="store_true", help="Skip PReLU's export.")
     parser.add_argument("--json", type=Path, help="Also write the results here (atomically).")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("BEFORE", "AFTER"),
+        help="Print two result files' ratios side by side (x ReLU, x counterpart) and exit.",
+    )
     args = parser.parse_args(argv)
     if "relu" not in args.arms:
         parser.error(f"--arms must include relu, the reference. Received: {args.arms}")
@@ -326,6 +378,13 @@ def child_command(args, backend, mode, out):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.compare:
+        before, after = (json.loads(path.read_text()) for path in args.compare)
+        for model in args.models:
+            for phase in args.phases:
+                print(f"\n{model} {phase}: x ReLU (x counterpart), before -> after")
+                compare(before, after, model, phase)
+        return 0
     load_before = os.getloadavg()
     if args.backend == "all" or os.environ.get("KERAS_BACKEND") != args.backend:
         # Each backend in a process of its own, with KERAS_BACKEND set before Keras loads.
@@ -350,14 +409,18 @@ def main(argv=None):
             runs[f"{args.backend}/{mode}"] = measure(mode, args)
             if args.backend == "tensorflow" and mode == "graph" and not args.no_export:
                 runs[f"{args.backend}/{mode}"]["export"] = measure_export(args)
+        print_tables(runs)  # Each child process prints its own.
     load = f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after"
-    print_tables(runs)
     print(load)
     if args.json:
         from cifar10.train import provenance
         from cifar10.train import write_json_atomically
 
-        info = provenance({key: str(value) for key, value in vars(args).items()})
+        config = {
+            key: str(value) if isinstance(value, Path) else value
+            for key, value in vars(args).items()
+        }
+        info = provenance(config)
         info["command"] = ["python", "benchmarks/bench_step.py", *argv]
         payload = {
             "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),

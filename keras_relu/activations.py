@@ -477,45 +477,15 @@ def _xla_function(function):
 
 
 def _torch_negative_slope(x, slope):
-    """`x if x > 0 else slope * x` on torch, `slope` broadcastable (PReLU's weight or
-    RReLU's drawn slopes), in torch's own PReLU kernel.
+    """`x if x > 0 else slope * x` on torch: `keras_relu._torch_kernels.negative_slope`."""
+    from keras_relu import _torch_kernels  # Imports torch: only on that backend.
 
-    Eager autograd of a select is slow on a CPU (`torch.where` with a mask took 16 ms for
-    3M elements where `relu` took 0.4 ms), so the derivative is written with ReLU's own
-    backward kernel: `d x = g [x > 0] + slope * g [x <= 0]`, `d slope = min(x, 0) * g`
-    summed to the slope's shape, computed only when the slope needs it.
-    """
-    return _torch_negative_slope_function().apply(x, slope)
-
-
-@functools.cache
-def _torch_negative_slope_function():
-    import torch
-
-    class NegativeSlope(torch.autograd.Function):
-        @staticmethod
-        def forward(x, slope):
-            return torch.ops.aten._prelu_kernel(x, slope)
-
-        @staticmethod
-        def setup_context(ctx, inputs, output):
-            ctx.save_for_backward(*inputs)
-
-        @staticmethod
-        def backward(ctx, upstream):
-            x, slope = ctx.saved_tensors
-            positive = torch.ops.aten.threshold_backward(upstream, x, 0)  # g where x > 0
-            d_x = torch.addcmul(positive, slope, upstream - positive)
-            d_slope = None
-            if ctx.needs_input_grad[1]:
-                d_slope = (torch.clamp(x, max=0) * upstream).sum_to_size(slope.shape)
-            return d_x, d_slope
-
-    return NegativeSlope
+    return _torch_kernels.negative_slope(x, slope)
 
 
 def _prelu_traced_tensorflow(x, alpha):
-    """PReLU inside a traced TensorFlow graph (tf.function, XLA, TFLite and ONNX export).
+    """PReLU in a traced TensorFlow graph outside a training call (inference, TFLite and
+    ONNX export; a training call takes `_tensorflow_fused`).
 
     The forward is Keras's own form, which TFLite's converter pattern-matches to its PRELU
     kernel. Its automatic gradient (two relu gradients, a negation and a broadcast
@@ -668,8 +638,12 @@ def _torch_slopes(x, generator, lower, upper):
     words = torch.empty((size + 3) // 4, dtype=torch.int64, device=x.device)
     if generator is not None:  # None on the "meta" device, where Keras traces shapes.
         words.random_(-(2**63), None, generator=generator)  # All 64 bits random.
-    k = words.view(torch.int16)[:size].reshape(x.shape).to(torch.int32) + 2**15
-    return _slopes_from_bits(k, lower, upper, x.dtype)
+    # As `_slopes_from_bits`, in 2 kernels instead of 5 (each is a pass in eager torch):
+    # the signed 16-bit k + 2**15 is the unsigned one.
+    signed = words.view(torch.int16)[:size].reshape(x.shape).to(torch.float32)
+    scale = (upper - lower) / 2.0**SLOPE_BITS
+    offset = torch.tensor(lower + (2**15 + 0.5) * scale, dtype=torch.float32, device=x.device)
+    return torch.add(offset, signed, alpha=scale).to(x.dtype)
 
 
 @_activation
@@ -840,10 +814,10 @@ def _torch_gelu(x, approximate):
     That kernel gives gelu(3e38) = inf in float32 and gelu(-inf) = NaN on some machines.
     Past |x| = 39, gelu is x or 0 even in float64, so the exact form shows the kernel only
     [-39, 39] (clipped, so no NaN gradient leaks through the select). That form is 3 more
-    passes forward and 4 more backward, and eager torch's select is slow (about 2.5x the
-    kernel's forward+backward on a CPU), so an eager CPU call takes the kernel's output
-    when its sum is finite (one read pass; the CPU computes synchronously), which every
-    finite input below those extremes gives, and the exact form otherwise.
+    passes forward and 4 more backward, and eager torch's select is slow on a CPU, so an
+    eager CPU call takes the kernel's output when its sum is finite (one read pass; the
+    CPU computes synchronously), which every finite input below those extremes gives, and
+    the exact form otherwise.
     """
     import torch
 

@@ -73,7 +73,7 @@ def test_which_one_table_is_built_from_the_committed_results():
 def test_which_one_table_takes_every_figure_from_its_inputs():
     choose_variant = _choose_variant()
     runs, step_benchmark, _ = choose_variant.load_measurements()
-    step = {arm: {"x_relu_paired": 1.0 + index / 100} for index, arm in enumerate(["relu", "gelu"])}
+    step = {arm: {"x_relu": 1.0 + index / 100} for index, arm in enumerate(["relu", "gelu"])}
     resistance = {"leaky_relu": {"summary": "keeps 97% of its units alive"}}
     relu = [run for run in runs if run["arm"] == "relu"]
     table = choose_variant.markdown_table(

@@ -362,7 +362,7 @@ def _machines_note(runs):
     return (
         f" The runs were made on {len(machines)} different machines (see Runs below), so "
         "s/epoch compares the machines as much as the arms; the training-step benchmark "
-        "(`benchmarks/bench_cifar_model.py`) compares the arms on one machine."
+        "(`benchmarks/bench_step.py`) compares the arms on one machine."
     )
 
 
