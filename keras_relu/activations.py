@@ -850,17 +850,6 @@ def _gelu_erfc_gradient(x, upstream):
     return ops.multiply(upstream, ops.add(cdf, ops.multiply(x, pdf)))
 
 
-def _silu(x):
-    return ops.multiply(x, ops.sigmoid(x))
-
-
-def _silu_gradient(x, upstream):
-    """`s (1 + x (1 - s))` with `s = sigmoid(x)`, times the upstream gradient."""
-    s = ops.sigmoid(x)
-    derivative = ops.multiply(s, ops.add(1.0, ops.multiply(x, ops.subtract(1.0, s))))
-    return ops.multiply(upstream, derivative)
-
-
 @_activation
 def swish(x, beta=1.0):
     """Swish (Ramachandran et al. 2017): `x * sigmoid(beta * x)`; SiLU when beta = 1.
@@ -874,8 +863,7 @@ def swish(x, beta=1.0):
     if isinstance(beta, (int, float)):
         beta = _checks.check_non_negative("beta", beta)
         if beta == 1.0:
-            if _traced_tensorflow_training():
-                return _tensorflow_fused(_silu, _silu_gradient, x)
+            # A fused XLA form gains nothing here: tf.nn.silu's own gradient is as fast.
             return ops.silu(x)
         if beta == 0.0:  # x * sigmoid(0 * x) would be NaN at +-inf, where x / 2 is not.
             return ops.multiply(0.5, x)
