@@ -37,6 +37,7 @@ forward with PReLU, and counts the TFLite model's PRELU kernels.
     python benchmarks/bench_step.py --backend jax --models mlp --repeats 5
     python benchmarks/bench_step.py --backend all --json benchmarks/results_step.json
     python benchmarks/bench_step.py --compare old.json benchmarks/results_step.json
+    python benchmarks/bench_step.py --merge tf.json jax.json torch.json --json all.json
 """
 
 import argparse
@@ -297,6 +298,22 @@ def print_tables(runs, out=sys.stdout):
                     print(f"| {arm} | {f['median_ms']:.2f} | {x_relu} | {counterpart} |", file=out)
 
 
+def merge(results):
+    """One result of several runs' files: their runs, and each file's provenance, date and
+    load with the runs it measured."""
+    runs, parts = {}, []
+    for result in results:
+        if "parts" in result:
+            raise SystemExit("--merge takes the files of single runs, not merged ones")
+        overlap = sorted(set(runs) & set(result["runs"]))
+        if overlap:
+            raise SystemExit(f"--merge: {overlap} measured in two files")
+        runs |= result["runs"]
+        part = {key: result[key] for key in ("finished", "load", "provenance")}
+        parts.append(part | {"measured": sorted(result["runs"])})
+    return {"parts": parts, "runs": runs}
+
+
 def compare(before, after, model="cnn", phase="train", out=sys.stdout):
     """A Markdown table of two runs' ratios: x ReLU and x counterpart, before -> after."""
     runs = [run for run in after["runs"] if run in before["runs"]]
@@ -346,6 +363,14 @@ def parse_args(argv):
     parser.add_argument("--no-export", action="store_true", help="Skip PReLU's export.")
     parser.add_argument("--json", type=Path, help="Also write the results here (atomically).")
     parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="RESULT",
+        help="Write the runs of these result files (one backend each, say) into --json, "
+        "each part with its own provenance, date and load, and exit.",
+    )
+    parser.add_argument(
         "--compare",
         nargs=2,
         type=Path,
@@ -378,6 +403,14 @@ def child_command(args, backend, mode, out):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.merge:
+        if not args.json:
+            raise SystemExit("--merge needs --json, the file to write")
+        from cifar10.train import write_json_atomically
+
+        parts = [json.loads(path.read_text()) for path in args.merge]
+        write_json_atomically(args.json, merge(parts))
+        return 0
     if args.compare:
         before, after = (json.loads(path.read_text()) for path in args.compare)
         for model in args.models:

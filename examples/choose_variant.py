@@ -196,7 +196,13 @@ def markdown_table(runs, step, resistance):
 def notes(runs, step_benchmark):
     """What the table's figures are and where they come from, below it."""
     config = runs[0]["config"]
-    provenance = step_benchmark["provenance"]
+    # The run that measured TensorFlow's default (a merged file has one part per backend).
+    run = next(
+        part
+        for part in step_benchmark.get("parts", [step_benchmark])
+        if STEP_RUN in part.get("measured", step_benchmark["runs"])
+    )
+    provenance = run["provenance"]
     return (
         "Accuracy: the full CIFAR-10 protocol (`examples/RESULTS.md`: "
         f"{config['train_images']:,} training images, {config['epochs']} epochs, "
@@ -204,8 +210,8 @@ def notes(runs, step_benchmark):
         "CNN's trainable ones. Step time: `fit`'s training step of that CNN against "
         "ReLU's on TensorFlow's default (a `tf.function` without XLA), the median over "
         f"{provenance['config']['repeats']} repeats of the ratio within each repeat "
-        f"(`{' '.join(provenance['command'])}`, {step_benchmark['finished']}, "
-        f"{step_benchmark['load']}, {provenance['machine'].split(', ')[1]}; every "
+        f"(`{' '.join(provenance['command'])}`, {run['finished']}, "
+        f"{run['load']}, {provenance['machine'].split(', ')[1]}; every "
         "backend's in [Performance](performance.md)); on these "
         "shared machines, differences under about 10% are within the noise between runs "
         "(`benchmarks/RESULTS.md`). Resistance to dying: the dying-ReLU study "

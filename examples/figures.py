@@ -286,15 +286,19 @@ def _step_target(train, arms, key, targets):
 
 
 def _step_run(benchmark):
-    """Which run the tables come from: command, date, machine, load."""
-    provenance = benchmark["provenance"]
-    config = provenance["config"]
+    """Which runs the tables come from: command, date, machine, load of each."""
+    texts = []
+    for part in benchmark.get("parts", [benchmark]):
+        provenance = part["provenance"]
+        libraries = provenance["libraries"]
+        texts.append(
+            f"`{' '.join(provenance['command'])}`, finished {part['finished']}, "
+            f"{provenance['config']['repeats']} round-robin repeats, {part['load']}"
+        )
     return (
-        f"`{' '.join(provenance['command'])}`, finished {benchmark['finished']}, "
-        f"{config['repeats']} round-robin repeats, {provenance['machine']}, "
-        f"Keras {provenance['libraries']['keras']}, TensorFlow "
-        f"{provenance['libraries']['tensorflow']}, JAX {provenance['libraries']['jax']}, "
-        f"torch {provenance['libraries']['torch']}, {benchmark['load']}"
+        "; ".join(texts) + f" ({provenance['machine']}, Keras {libraries['keras']}, "
+        f"TensorFlow {libraries['tensorflow']}, JAX {libraries['jax']}, "
+        f"torch {libraries['torch']})"
     )
 
 
