@@ -406,6 +406,9 @@ def main(argv=None):
     if args.merge:
         if not args.json:
             raise SystemExit("--merge needs --json, the file to write")
+        from cifar10 import quiet
+
+        quiet.silence_tensorflow_logs()
         from cifar10.train import write_json_atomically
 
         parts = [json.loads(path.read_text()) for path in args.merge]
