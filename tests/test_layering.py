@@ -13,6 +13,7 @@ PACKAGE = pathlib.Path(keras_relu.__file__).parent
 LAYERS = [
     "_checks",
     "_keras_integration",
+    "_torch_kernels",
     "activations",
     "layers",
     "registry",
