@@ -542,7 +542,9 @@ def rrelu(x, lower=RRELU_LOWER, upper=RRELU_UPPER, training=False, seed=None):
     ```
 
     The inference slope is PyTorch's `(lower + upper) / 2`; Xu et al. divide by
-    the mean of U(3, 8) instead (slope 1/5.5), which differs by 0.3%.
+    the mean of U(3, 8) instead (slope 1/5.5), which differs by 0.3%. Training slopes
+    take 16 random bits each (`random_slopes`), drawn once per call and kept for the
+    backward.
 
     Args:
         x: Floating-point input tensor.
