@@ -189,3 +189,40 @@ def test_torch_gelu_is_exact_where_the_kernel_is_not():
     np.testing.assert_array_equal(
         keras_relu.GELU()(ordinary).numpy(), torch.nn.functional.gelu(ordinary).numpy()
     )
+
+
+@pytest.mark.skipif(BACKEND == "jax", reason="JAX differentiates its own forms; no custom one")
+@pytest.mark.parametrize("name", ["prelu", "gelu"])
+def test_second_derivatives_through_the_training_form(name):
+    """A gradient penalty differentiates the gradient: the hand-written backward (an XLA
+    function on TensorFlow, an autograd Function on torch) is itself differentiable, and
+    gives what the inference form's gives."""
+    x = _inputs()[3:]
+    model = _prelu_model() if name == "prelu" else _model(keras_relu.get(name), x.shape[1])
+
+    def penalty_gradient(training):
+        if BACKEND == "tensorflow":
+            import tensorflow as tf
+
+            @tf.function
+            def step(x):
+                with tf.GradientTape() as outer:
+                    outer.watch(x)
+                    with tf.GradientTape() as inner:
+                        inner.watch(x)
+                        total = tf.reduce_sum(model(x, training=training) ** 2)
+                    penalty = tf.reduce_sum(inner.gradient(total, x) ** 2)
+                return outer.gradient(penalty, x)
+
+            return step(tf.constant(x)).numpy()
+        import torch
+
+        xt = torch.tensor(x, requires_grad=True)
+        total = (model(xt, training=training) ** 2).sum()
+        (gradient,) = torch.autograd.grad(total, xt, create_graph=True)
+        (second,) = torch.autograd.grad((gradient**2).sum(), xt)
+        return second.numpy()
+
+    trained = penalty_gradient(training=True)
+    assert np.isfinite(trained).all()
+    np.testing.assert_allclose(trained, penalty_gradient(training=False), rtol=1e-4, atol=1e-4)
