@@ -199,6 +199,12 @@ def step_figures(benchmark):
         f"step.{arm}": f"{row['x_relu']:.2f}x"
         for arm, row in runs["tensorflow/graph"]["cnn"]["train"].items()
     }
+    for run, models in runs.items():  # e.g. step.jax_jit.rrelu.x_counterpart
+        for arm, row in models["cnn"]["train"].items():
+            key = f"step.{run.replace('/', '_')}.{arm}"
+            figures[f"{key}.x_relu"] = f"{row['x_relu']:.2f}x"
+            if "x_counterpart" in row:
+                figures[f"{key}.x_counterpart"] = f"{row['x_counterpart']:.2f}x"
     for model in ("cnn", "mlp"):
         for phase in ("train", "predict"):
             figures[f"step.table.{model}.{phase}"] = _step_table(runs, model, phase)
