@@ -144,12 +144,14 @@ def training_call():
     """True inside a layer call made with `training=True` (as `fit`'s train step makes).
 
     Keras resolves `training` once for the outermost call and keeps it in a call
-    context that nested calls read; activation functions are not passed it.
+    context that nested calls read; activation functions are not passed it. A flag that
+    is not a Python bool (a tensor) counts as False: the forms are the same function.
     """
     from keras.src.backend.common import global_state
 
     context = global_state.get_global_attribute("current_call_ctx")
-    return bool(context is not None and context.get_value("training", False))
+    training = None if context is None else context.get_value("training", False)
+    return isinstance(training, bool) and training
 
 
 def is_functional(model):
