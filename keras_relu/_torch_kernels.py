@@ -39,4 +39,9 @@ class NegativeSlope(torch.autograd.Function):
 
 
 def negative_slope(x, slope):
+    """`x if x > 0 else slope * x` through `NegativeSlope`.
+
+    Example:
+    >>> negative_slope(torch.tensor([-2.0, 3.0]), torch.tensor([0.25]))  # [-0.5, 3.0]
+    """
     return NegativeSlope.apply(x, slope)

@@ -605,11 +605,13 @@ def random_slopes(x, lower=RRELU_LOWER, upper=RRELU_UPPER, seed=None):
     raise NotImplementedError(f"random_slopes has no {backend} form")
 
 
-def _slopes_from_bits(k, lower, upper, dtype):
+def _slopes_from_bits(k, lower, upper, dtype, offset=0):
+    """`lower + (upper - lower) * (k + offset + 1/2) / 2**16`: `offset` 2**15 takes the
+    bits as signed 16-bit integers (torch has no unsigned view of them)."""
     # float32 holds every k exactly (float16 does not above 2048); cast at the end.
     k = ops.cast(k, "float32")
     scale = (upper - lower) / 2.0**SLOPE_BITS
-    return ops.cast(ops.add(lower + 0.5 * scale, ops.multiply(k, scale)), dtype)
+    return ops.cast(ops.add(lower + (offset + 0.5) * scale, ops.multiply(k, scale)), dtype)
 
 
 def _tensorflow_slopes(x, seed, lower, upper):
@@ -640,12 +642,9 @@ def _torch_slopes(x, generator, lower, upper):
     words = torch.empty((size + 3) // 4, dtype=torch.int64, device=x.device)
     if generator is not None:  # None on the "meta" device, where Keras traces shapes.
         words.random_(-(2**63), None, generator=generator)  # All 64 bits random.
-    # As `_slopes_from_bits`, in 2 kernels instead of 5 (each is a pass in eager torch):
-    # the signed 16-bit k + 2**15 is the unsigned one.
+    # The signed view, converted straight to float: each op is a pass in eager torch.
     signed = words.view(torch.int16)[:size].reshape(x.shape).to(torch.float32)
-    scale = (upper - lower) / 2.0**SLOPE_BITS
-    offset = torch.tensor(lower + (2**15 + 0.5) * scale, dtype=torch.float32, device=x.device)
-    return torch.add(offset, signed, alpha=scale).to(x.dtype)
+    return _slopes_from_bits(signed, lower, upper, x.dtype, offset=2**15)
 
 
 @_activation

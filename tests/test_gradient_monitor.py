@@ -10,6 +10,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from two_devices import TWO_REPLICAS
 from two_devices import run_with_two_devices
 
 import keras_relu
@@ -363,21 +364,7 @@ def test_a_probe_the_loss_cannot_take_is_refused_at_train_begin():
         model.fit(x, y, epochs=1, callbacks=[GradientMonitor((x, y[:16]))])
 
 
-# Two replicas need devices set up before the framework starts: a child Python.
-TWO_REPLICAS = {
-    "tensorflow": """
-import tensorflow as tf
-
-cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-scope = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope
-""",
-    "jax": """
-import keras
-
-scope = keras.distribution.DataParallel(devices=keras.distribution.list_devices("cpu")).scope
-""",
-}
+# After `two_devices.TWO_REPLICAS` (a child Python: devices are set before the backend starts).
 TWO_REPLICAS_COMMON = """
 import json
 import numpy as np

@@ -8,6 +8,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from two_devices import TWO_REPLICAS
 from two_devices import run_with_two_devices
 
 from keras_relu import _keras_integration
@@ -426,27 +427,9 @@ def test_a_callable_rate_or_an_uncompiled_model_is_refused():
 
 
 # Two replicas need devices set up before the framework starts: a child Python.
-TWO_REPLICAS = {
-    "tensorflow": """
-import tensorflow as tf
-
-cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-scope, replicas = strategy.scope, strategy.num_replicas_in_sync
 # XLA cannot compile a MirroredStrategy step over two logical CPUs of one device (each
 # replica's variables live on its own logical device), with or without the guard.
-jits = (False,)
-""",
-    "jax": """
-import jax
-import keras
-
-scope = keras.distribution.DataParallel(devices=keras.distribution.list_devices("cpu")).scope
-replicas = jax.device_count()
-jits = (True, False)
-""",
-}
+JITS = {"tensorflow": "jits = (False,)\n", "jax": "jits = (True, False)\n"}
 TWO_REPLICAS_COMMON = """
 import json
 import numpy as np
@@ -483,7 +466,7 @@ print("RESULT " + json.dumps(result))
 def test_under_two_replicas_the_rate_is_lowered_on_every_replica():
     """TensorFlow's MirroredStrategy or JAX's DataParallel over two virtual CPU devices:
     the kernel each step gives is the single-device one (every replica's step)."""
-    result = run_with_two_devices(TWO_REPLICAS[BACKEND] + TWO_REPLICAS_COMMON)
+    result = run_with_two_devices(TWO_REPLICAS[BACKEND] + JITS[BACKEND] + TWO_REPLICAS_COMMON)
     assert result["replicas"] == 2
     jits = (True, False) if BACKEND == "jax" else (False,)
     assert len(result) == 1 + 2 * len(jits)

@@ -12,6 +12,7 @@ import pathlib
 import keras
 import numpy as np
 import pytest
+from two_devices import TWO_REPLICAS
 from two_devices import run_with_two_devices
 
 from keras_relu import _keras_integration
@@ -463,25 +464,7 @@ def test_bad_probe_size(size):
         diagnostics.ReviveDeadUnits(X, probe_size=size)
 
 
-# ---------------------------------------------------------------------------------------
-# Two replicas: devices are set before the framework starts, in a child Python.
-
-TWO_REPLICAS = {
-    "tensorflow": """
-import tensorflow as tf
-
-cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-scope = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope
-""",
-    "jax": """
-import jax
-import keras
-
-assert len(jax.devices("cpu")) == 2, jax.devices()
-scope = keras.distribution.DataParallel(devices=keras.distribution.list_devices("cpu")).scope
-""",
-}
+# After `two_devices.TWO_REPLICAS` (a child Python: devices are set before the backend starts).
 TWO_REPLICAS_COMMON = """
 import json
 import numpy as np

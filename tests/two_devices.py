@@ -12,6 +12,27 @@ import keras
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
+# The start of a child script, per backend: two replicas over the two CPU devices, as
+# `scope` (the distribution's scope) and `replicas` (their count).
+TWO_REPLICAS = {
+    "tensorflow": """
+import tensorflow as tf
+
+cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+scope, replicas = strategy.scope, strategy.num_replicas_in_sync
+""",
+    "jax": """
+import jax
+import keras
+
+assert len(jax.devices("cpu")) == 2, jax.devices()
+scope = keras.distribution.DataParallel(devices=keras.distribution.list_devices("cpu")).scope
+replicas = jax.device_count()
+""",
+}
+
 
 def run_with_two_devices(script, timeout=300):
     """Runs `script` on this backend with two CPU devices; returns the JSON it printed
